@@ -1,0 +1,213 @@
+"""Input and output serializers, one pair per operation (HackSoft styleguide)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.validators import RegexValidator
+from rest_framework import serializers
+
+from catalog.conf import recs_settings
+from catalog.models import Customer, Event, Interaction, Item, ItemImage
+
+EXTERNAL_ID_PATTERN = r"^[^\s/\\?#%\x00-\x1f\x7f]{1,255}$"
+external_id_validator = RegexValidator(
+    EXTERNAL_ID_PATTERN,
+    "Use 1-255 characters without whitespace, control characters or any of / \\ ? # %%.",
+)
+
+
+def external_id_field(**kwargs: Any) -> serializers.CharField:
+    return serializers.CharField(max_length=255, validators=[external_id_validator], **kwargs)
+
+
+class JSONObjectField(serializers.DictField):
+    """A JSON object, checked as a whole when the service stores it (NUL, depth, size)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("child", serializers.JSONField())
+        super().__init__(**kwargs)
+
+
+# ------------------------------------------------------------------------ items
+
+
+class ItemImageOutputSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ItemImage
+        fields = [
+            "id",
+            "url",
+            "source_url",
+            "position",
+            "width",
+            "height",
+            "size_bytes",
+            "checksum",
+            "content_type",
+            "status",
+            "error",
+            "created_at",
+        ]
+
+    def get_url(self, obj: ItemImage) -> str | None:
+        if not obj.file:
+            return obj.source_url or None
+        request = self.context.get("request")
+        url = obj.file.url
+        return request.build_absolute_uri(url) if request else url
+
+
+class ItemOutputSerializer(serializers.ModelSerializer):
+    price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, allow_null=True, coerce_to_string=False
+    )
+    images = ItemImageOutputSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Item
+        fields = [
+            "external_id",
+            "title",
+            "description",
+            "category",
+            "brand",
+            "price",
+            "attributes",
+            "in_stock",
+            "is_active",
+            "images",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class ItemUpdateInputSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=500)
+    description = serializers.CharField(
+        required=False, allow_blank=True, max_length=20000, trim_whitespace=False
+    )
+    category = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    brand = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=0, required=False, allow_null=True
+    )
+    attributes = JSONObjectField(required=False)
+    in_stock = serializers.BooleanField(required=False)
+    is_active = serializers.BooleanField(required=False)
+
+
+class ItemCreateInputSerializer(ItemUpdateInputSerializer):
+    external_id = external_id_field()
+
+
+class ItemListQuerySerializer(serializers.Serializer):
+    """Documents the list filters; values are validated by the catalog's ItemFilter."""
+
+    category = serializers.CharField(required=False)
+    brand = serializers.CharField(required=False)
+    in_stock = serializers.BooleanField(required=False)
+    is_active = serializers.BooleanField(required=False)
+    price_min = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+    price_max = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+    updated_since = serializers.DateTimeField(required=False)
+
+
+class ImageUploadInputSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=False, max_length=255)
+    position = serializers.IntegerField(min_value=0, max_value=10000, required=False)
+
+
+class ImageUrlInputSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=2000)
+    position = serializers.IntegerField(min_value=0, max_value=10000, required=False)
+
+
+# ------------------------------------------------------------------------ customers
+
+
+class CustomerInputSerializer(serializers.Serializer):
+    external_id = external_id_field()
+    attributes = JSONObjectField(required=False)
+
+
+class CustomerOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = ["external_id", "attributes", "created_at"]
+
+
+# ------------------------------------------------------------------------ events
+
+
+class EventInputSerializer(serializers.Serializer):
+    item_id = serializers.CharField(max_length=255)
+    event = serializers.ChoiceField(choices=Event.choices)
+    customer_id = serializers.CharField(max_length=255, required=False, allow_null=True)
+    session_id = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    value = serializers.FloatField(required=False, default=1.0)
+    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+    idempotency_key = serializers.CharField(max_length=255, required=False, allow_null=True)
+    context = JSONObjectField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("customer_id") and not attrs.get("session_id"):
+            raise serializers.ValidationError(
+                {"customer_id": "Give customer_id or session_id (anonymous sessions)."}
+            )
+        return attrs
+
+
+class EventBatchInputSerializer(serializers.Serializer):
+    """Documentation of the batch form; events are validated one by one in the view so that
+    one bad event does not cost the others."""
+
+    events = EventInputSerializer(many=True)
+
+
+class InteractionOutputSerializer(serializers.ModelSerializer):
+    item_id = serializers.CharField(source="item.external_id")
+    customer_id = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Interaction
+        fields = [
+            "id",
+            "item_id",
+            "customer_id",
+            "session_id",
+            "event",
+            "value",
+            "occurred_at",
+            "idempotency_key",
+            "context",
+        ]
+
+    def get_customer_id(self, obj: Interaction) -> str | None:
+        return obj.customer.external_id if obj.customer_id else None
+
+
+class EventSingleOutputSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["created", "duplicate"])
+    event = InteractionOutputSerializer()
+
+
+class EventResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["created", "duplicate", "rejected"])
+    id = serializers.IntegerField(allow_null=True)
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class EventBatchOutputSerializer(serializers.Serializer):
+    received = serializers.IntegerField()
+    created = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = EventResultSerializer(many=True)
+
+
+def max_batch() -> int:
+    return int(recs_settings.EVENTS_MAX_BATCH)

@@ -1,0 +1,393 @@
+"""REST views: one operation per method, no ORM queries or business logic here.
+
+Reads go through ``catalog.selectors``, writes through ``catalog.services``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
+from django.views.defaults import server_error as default_server_error
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from rest_framework import generics, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api import serializers as s
+from api.exceptions import Conflict
+from api.parsers import LimitedJSONParser
+from catalog import selectors, services
+from catalog.conf import recs_settings
+from catalog.models import Customer, Interaction, Item, ItemImage
+
+ERROR = OpenApiResponse(OpenApiTypes.OBJECT, description="Error: messages by field or 'detail'.")
+COMMON_ERRORS = {401: ERROR, 403: ERROR, 413: ERROR, 429: ERROR}
+READ_ERRORS = {401: ERROR, 403: ERROR, 404: ERROR, 429: ERROR}
+
+
+def _external_id_param(name: str = "external_id") -> OpenApiParameter:
+    return OpenApiParameter(name, str, OpenApiParameter.PATH, pattern=r"^[^/]+$")
+
+
+def _clean_path_id(value: str) -> str:
+    # A path id the database could never hold is simply not found (and never reaches SQL).
+    if not value or len(value) > 255 or "\x00" in value:
+        raise NotFound("Not found.")
+    return value
+
+
+def _get_item(external_id: str) -> Item:
+    item = selectors.item_get(external_id=_clean_path_id(external_id))
+    if item is None:
+        raise NotFound(f"No item with external_id {external_id!r}.")
+    return item
+
+
+class ItemPagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+
+    def get_page_size(self, request: Request) -> int:
+        self.page_size = recs_settings.PAGE_SIZE
+        self.max_page_size = recs_settings.MAX_PAGE_SIZE
+        return super().get_page_size(request)
+
+
+class ItemListCreateView(generics.ListAPIView):
+    """List items (public, filtered, paginated) and create one (token, add permission)."""
+
+    serializer_class = s.ItemOutputSerializer
+    pagination_class = ItemPagination
+    filter_backends: list[Any] = []
+    write_model = Item
+
+    def get_queryset(self) -> Any:
+        return selectors.item_list(filters=self.request.query_params)
+
+    @extend_schema(
+        operation_id="items_list",
+        parameters=[s.ItemListQuerySerializer],
+        responses={200: s.ItemOutputSerializer(many=True), 400: ERROR, **READ_ERRORS},
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="items_create",
+        request=s.ItemCreateInputSerializer,
+        responses={201: s.ItemOutputSerializer, 400: ERROR, 409: ERROR, **COMMON_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.ItemCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if selectors.item_get(external_id=data.validated_data["external_id"]) is not None:
+            raise Conflict(
+                f"An item with external_id {data.validated_data['external_id']!r} exists."
+            )
+        item = services.item_create(**data.validated_data)
+        item = selectors.item_get(external_id=item.external_id)
+        out = s.ItemOutputSerializer(item, context={"request": request})
+        return Response(out.data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[_external_id_param()])
+class ItemDetailView(APIView):
+    write_model = Item
+
+    @extend_schema(
+        operation_id="items_retrieve", responses={200: s.ItemOutputSerializer, **READ_ERRORS}
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        item = _get_item(external_id)
+        return Response(s.ItemOutputSerializer(item, context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="items_update",
+        request=s.ItemUpdateInputSerializer,
+        responses={200: s.ItemOutputSerializer, 400: ERROR, 404: ERROR, **COMMON_ERRORS},
+    )
+    def put(self, request: Request, external_id: str) -> Response:
+        return self._update(request, external_id, partial=False)
+
+    @extend_schema(
+        operation_id="items_partial_update",
+        request=s.ItemUpdateInputSerializer(partial=True),
+        responses={200: s.ItemOutputSerializer, 400: ERROR, 404: ERROR, **COMMON_ERRORS},
+    )
+    def patch(self, request: Request, external_id: str) -> Response:
+        return self._update(request, external_id, partial=True)
+
+    def _update(self, request: Request, external_id: str, *, partial: bool) -> Response:
+        item = _get_item(external_id)
+        data = s.ItemUpdateInputSerializer(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        services.item_update(item=item, data=dict(data.validated_data))
+        item = _get_item(external_id)
+        return Response(s.ItemOutputSerializer(item, context={"request": request}).data)
+
+    @extend_schema(operation_id="items_destroy", responses={204: None, 404: ERROR, **COMMON_ERRORS})
+    def delete(self, request: Request, external_id: str) -> Response:
+        services.item_delete(item=_get_item(external_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(parameters=[_external_id_param()])
+class ItemImageListCreateView(APIView):
+    """An item's images: list, upload a file (multipart) or register a URL (JSON)."""
+
+    write_model = ItemImage
+    write_action = "add"
+    parser_classes = [LimitedJSONParser, MultiPartParser]
+
+    @extend_schema(
+        operation_id="items_images_list",
+        responses={200: s.ItemImageOutputSerializer(many=True), **READ_ERRORS},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        item = _get_item(external_id)
+        return Response(
+            s.ItemImageOutputSerializer(
+                item.images.all(), many=True, context={"request": request}
+            ).data
+        )
+
+    @extend_schema(
+        operation_id="items_images_create",
+        request={
+            "multipart/form-data": s.ImageUploadInputSerializer,
+            "application/json": s.ImageUrlInputSerializer,
+        },
+        responses={201: s.ItemImageOutputSerializer, 400: ERROR, 404: ERROR, **COMMON_ERRORS},
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        item = _get_item(external_id)
+        if request.content_type.startswith("multipart/"):
+            data = s.ImageUploadInputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            upload = data.validated_data["file"]
+            image = services.item_image_add_file(
+                item=item,
+                upload=upload,
+                filename=upload.name,
+                position=data.validated_data.get("position"),
+            )
+        else:
+            data = s.ImageUrlInputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            image = services.item_image_add_url(
+                item=item,
+                url=data.validated_data["url"],
+                position=data.validated_data.get("position"),
+            )
+        out = s.ItemImageOutputSerializer(image, context={"request": request})
+        return Response(out.data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    parameters=[_external_id_param(), OpenApiParameter("image_id", int, OpenApiParameter.PATH)]
+)
+class ItemImageDetailView(APIView):
+    write_model = ItemImage
+
+    def _get_image(self, external_id: str, image_id: str) -> ItemImage:
+        item = _get_item(external_id)
+        if not image_id.isascii() or not image_id.isdigit() or len(image_id) > 18:
+            raise NotFound(f"Item {external_id!r} has no image {image_id!r}.")
+        image = selectors.item_image_get(item=item, image_id=int(image_id))
+        if image is None:
+            raise NotFound(f"Item {external_id!r} has no image {image_id}.")
+        return image
+
+    @extend_schema(
+        operation_id="items_images_retrieve",
+        responses={200: s.ItemImageOutputSerializer, **READ_ERRORS},
+    )
+    def get(self, request: Request, external_id: str, image_id: str) -> Response:
+        image = self._get_image(external_id, image_id)
+        return Response(s.ItemImageOutputSerializer(image, context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="items_images_destroy", responses={204: None, 404: ERROR, **COMMON_ERRORS}
+    )
+    def delete(self, request: Request, external_id: str, image_id: str) -> Response:
+        services.item_image_delete(image=self._get_image(external_id, image_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CustomerCreateView(APIView):
+    write_model = Customer
+    private_reads = True
+
+    @extend_schema(
+        operation_id="customers_create",
+        request=s.CustomerInputSerializer,
+        responses={201: s.CustomerOutputSerializer, 400: ERROR, 409: ERROR, **COMMON_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.CustomerInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        external_id = data.validated_data["external_id"]
+        if selectors.customer_get(external_id=external_id) is not None:
+            raise Conflict(f"A customer with external_id {external_id!r} exists.")
+        customer = services.customer_create(**data.validated_data)
+        return Response(s.CustomerOutputSerializer(customer).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[_external_id_param()])
+class CustomerDetailView(APIView):
+    """Customer data is personal: reading it needs a token with the view permission."""
+
+    write_model = Customer
+    private_reads = True
+
+    @extend_schema(
+        operation_id="customers_retrieve",
+        responses={200: s.CustomerOutputSerializer, **READ_ERRORS},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        customer = selectors.customer_get(external_id=_clean_path_id(external_id))
+        if customer is None:
+            raise NotFound(f"No customer with external_id {external_id!r}.")
+        return Response(s.CustomerOutputSerializer(customer).data)
+
+
+class EventIngestView(APIView):
+    """Record one event, or a batch of up to EVENTS_MAX_BATCH under ``events``.
+
+    Each event stands alone: a bad one is reported with its index and errors while the others
+    are stored. A repeated ``idempotency_key`` stores nothing and returns the first result.
+    """
+
+    write_model = Interaction
+
+    @extend_schema(
+        operation_id="events_create",
+        request=PolymorphicProxySerializer(
+            component_name="EventIngestRequest",
+            serializers=[s.EventInputSerializer, s.EventBatchInputSerializer],
+            resource_type_field_name=None,
+        ),
+        responses={
+            200: OpenApiResponse(
+                PolymorphicProxySerializer(
+                    component_name="EventIngestResult",
+                    serializers=[s.EventSingleOutputSerializer, s.EventBatchOutputSerializer],
+                    resource_type_field_name=None,
+                ),
+                description="A repeated single event (status duplicate), or a batch with "
+                "nothing rejected.",
+            ),
+            201: OpenApiResponse(s.EventSingleOutputSerializer, description="Event stored."),
+            207: OpenApiResponse(
+                s.EventBatchOutputSerializer, description="Batch partly rejected: see results."
+            ),
+            400: ERROR,
+            **COMMON_ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        body = request.data
+        if not isinstance(body, dict):
+            raise ValidationError({"detail": ['Send one event object, or {"events": [...]}.']})
+        if "events" in body:
+            return self._batch(body)
+        data = s.EventInputSerializer(data=body)
+        data.is_valid(raise_exception=True)
+        (outcome,) = services.interactions_record(events=[services.EventIn(**_event_kwargs(data))])
+        if outcome.status == "rejected":
+            raise ValidationError(outcome.errors)
+        out = {
+            "status": outcome.status,
+            "event": s.InteractionOutputSerializer(outcome.interaction).data,
+        }
+        code = status.HTTP_201_CREATED if outcome.status == "created" else status.HTTP_200_OK
+        return Response(out, status=code)
+
+    def _batch(self, body: dict[str, Any]) -> Response:
+        events = body["events"]
+        limit = s.max_batch()
+        if not isinstance(events, list) or not events:
+            raise ValidationError({"events": ["Must be a non-empty list of event objects."]})
+        if len(events) > limit:
+            raise ValidationError(
+                {"events": [f"At most {limit} events per batch; got {len(events)}."]}
+            )
+        results: list[dict[str, Any]] = [{} for _ in events]
+        valid: list[tuple[int, services.EventIn]] = []
+        for index, raw in enumerate(events):
+            if not isinstance(raw, dict):
+                results[index] = _result(
+                    index, "rejected", errors={"event": ["Must be an object."]}
+                )
+                continue
+            data = s.EventInputSerializer(data=raw)
+            if data.is_valid():
+                valid.append((index, services.EventIn(**_event_kwargs(data))))
+            else:
+                results[index] = _result(index, "rejected", errors=_flatten(data.errors))
+        outcomes = services.interactions_record(events=[e for _, e in valid])
+        for (index, _), outcome in zip(valid, outcomes, strict=True):
+            pk = outcome.interaction.pk if outcome.interaction else None
+            results[index] = _result(index, outcome.status, pk=pk, errors=outcome.errors)
+        counts = {
+            name: sum(r["status"] == name for r in results)
+            for name in ("created", "duplicate", "rejected")
+        }
+        out = {
+            "received": len(events),
+            "created": counts["created"],
+            "duplicates": counts["duplicate"],
+            "rejected": counts["rejected"],
+            "results": results,
+        }
+        if counts["rejected"] == 0:
+            code = status.HTTP_200_OK
+        elif counts["rejected"] == len(events):
+            code = status.HTTP_400_BAD_REQUEST
+        else:
+            code = status.HTTP_207_MULTI_STATUS
+        return Response(out, status=code)
+
+
+def _event_kwargs(data: s.EventInputSerializer) -> dict[str, Any]:
+    values = dict(data.validated_data)
+    values["context"] = values.get("context") or {}
+    values["session_id"] = values.get("session_id") or ""
+    return values
+
+
+def _result(
+    index: int, status_: str, *, pk: int | None = None, errors: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {"index": index, "status": status_, "id": pk, "errors": errors or {}}
+
+
+def _flatten(errors: Any) -> dict[str, list[str]]:
+    return {
+        field: [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])]
+        for field, msgs in errors.items()
+    }
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """404 for URLs no route matches: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception or Http404())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Server error; it has been logged."}, status=500)
+    return default_server_error(request)

@@ -1,0 +1,155 @@
+"""Catalog data: items, their images, customers, interactions and per-item statistics."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Item(models.Model):
+    """A product as the store knows it, addressed by the store's own id."""
+
+    external_id = models.CharField(max_length=255, unique=True)
+    title = models.CharField(max_length=500)
+    description = models.TextField(blank=True, default="")
+    category = models.CharField(max_length=200, blank=True, default="", db_index=True)
+    brand = models.CharField(max_length=200, blank=True, default="", db_index=True)
+    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    in_stock = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["is_active", "in_stock"], name="recs_item_active_stock")]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.external_id})"
+
+
+class ItemImage(models.Model):
+    """An image of an item: an uploaded file, or a source URL that a worker fetches."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        READY = "ready", "ready"
+        FAILED = "failed", "failed"
+
+    item = models.ForeignKey(Item, related_name="images", on_delete=models.CASCADE)
+    file = models.ImageField(upload_to="items/%Y/%m/", blank=True, default="")
+    source_url = models.URLField(max_length=2000, blank=True, default="")
+    position = models.PositiveIntegerField(default=0)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    checksum = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    content_type = models.CharField(max_length=100, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["item_id", "position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(file="") | ~Q(source_url=""), name="recs_image_file_or_url"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"image {self.position} of {self.item_id}"
+
+
+class Customer(models.Model):
+    """A shopper as the store knows it, optionally linked to a Django user."""
+
+    external_id = models.CharField(max_length=255, unique=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="recs_customer",
+    )
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Event(models.TextChoices):
+    VIEW = "view", "view"
+    CLICK = "click", "click"
+    CART = "cart", "cart"
+    PURCHASE = "purchase", "purchase"
+    RATING = "rating", "rating"
+    LIKE = "like", "like"
+
+
+class Interaction(models.Model):
+    """One shopper event on one item. Anonymous sessions have a session id and no customer."""
+
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, related_name="interactions", on_delete=models.CASCADE
+    )
+    session_id = models.CharField(max_length=128, blank=True, default="")
+    item = models.ForeignKey(Item, related_name="interactions", on_delete=models.CASCADE)
+    event = models.CharField(max_length=16, choices=Event.choices)
+    value = models.FloatField(default=1.0)
+    occurred_at = models.DateTimeField()
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    context = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "-occurred_at"], name="recs_inter_customer_time"),
+            models.Index(
+                fields=["session_id", "-occurred_at"],
+                name="recs_inter_session_time",
+                condition=~Q(session_id=""),
+            ),
+            models.Index(fields=["item", "-occurred_at"], name="recs_inter_item_time"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(customer__isnull=False) | ~Q(session_id=""),
+                name="recs_inter_customer_or_session",
+            )
+        ]
+
+    def __str__(self) -> str:
+        who = self.customer_id or self.session_id
+        return f"{who} {self.event} {self.item_id}"
+
+
+class ItemStats(models.Model):
+    """Event counts per item, refreshed by a background task; feeds popularity and the admin."""
+
+    item = models.OneToOneField(
+        Item, primary_key=True, related_name="stats", on_delete=models.CASCADE
+    )
+    views = models.PositiveIntegerField(default=0)
+    clicks = models.PositiveIntegerField(default=0)
+    carts = models.PositiveIntegerField(default=0)
+    purchases = models.PositiveIntegerField(default=0)
+    ratings = models.PositiveIntegerField(default=0)
+    likes = models.PositiveIntegerField(default=0)
+    distinct_shoppers = models.PositiveIntegerField(default=0)
+    score = models.FloatField(default=0.0, db_index=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "item stats"
+
+    def __str__(self) -> str:
+        return f"stats of {self.item_id}"

@@ -1,0 +1,515 @@
+"""Writes to the catalog. Keyword-only, typed, returning model objects (HackSoft styleguide).
+
+Every change that other layers care about is announced with a signal from ``catalog.signals``
+after the transaction commits, so nothing here knows about Celery or the API.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import IO, Any, Literal
+
+from django.core.exceptions import ValidationError
+from django.core.files.base import File
+from django.db import connection, transaction
+from django.db.models import Count, Max, Q
+from django.dispatch import Signal
+from django.utils import timezone
+
+from catalog import signals
+from catalog.conf import recs_settings
+from catalog.models import Customer, Event, Interaction, Item, ItemImage, ItemStats
+from catalog.validation import check_json_value, inspect_image
+
+# Fields whose change alters what an encoder sees; price/stock changes do not re-encode.
+CONTENT_FIELDS = ("title", "description", "category", "brand", "attributes")
+ITEM_FIELDS = (*CONTENT_FIELDS, "price", "in_stock", "is_active")
+
+
+def _announce(signal: Signal, **kwargs: Any) -> None:
+    transaction.on_commit(lambda: signal.send(sender=Item, **kwargs))
+
+
+# --------------------------------------------------------------------------- items
+
+
+def item_create(
+    *,
+    external_id: str,
+    title: str,
+    description: str = "",
+    category: str = "",
+    brand: str = "",
+    price: Decimal | None = None,
+    attributes: dict[str, Any] | None = None,
+    in_stock: bool = True,
+    is_active: bool = True,
+) -> Item:
+    attributes = attributes or {}
+    check_json_value(attributes, field="attributes")
+    if Item.objects.filter(external_id=external_id).exists():
+        raise ValidationError(
+            {"external_id": [f"An item with external_id {external_id!r} exists."]}
+        )
+    with transaction.atomic():
+        item = Item.objects.create(
+            external_id=external_id,
+            title=title,
+            description=description,
+            category=category,
+            brand=brand,
+            price=price,
+            attributes=attributes,
+            in_stock=in_stock,
+            is_active=is_active,
+        )
+        _announce(signals.item_content_changed, item_ids=[item.pk])
+    return item
+
+
+def item_update(*, item: Item, data: dict[str, Any]) -> Item:
+    unknown = set(data) - set(ITEM_FIELDS)
+    if unknown:
+        raise ValidationError({name: ["This field cannot be changed."] for name in sorted(unknown)})
+    if "attributes" in data:
+        check_json_value(data["attributes"], field="attributes")
+    changed = [name for name, value in data.items() if getattr(item, name) != value]
+    if not changed:
+        return item
+    with transaction.atomic():
+        for name in changed:
+            setattr(item, name, data[name])
+        item.save(update_fields=[*changed, "updated_at"])
+        if any(name in CONTENT_FIELDS for name in changed):
+            _announce(signals.item_content_changed, item_ids=[item.pk])
+    return item
+
+
+def item_delete(*, item: Item) -> None:
+    with transaction.atomic():
+        for image in item.images.exclude(file=""):
+            image.file.delete(save=False)
+        item.delete()
+
+
+def item_image_add_file(
+    *, item: Item, upload: IO[bytes], filename: str, position: int | None = None
+) -> ItemImage:
+    info = inspect_image(upload, field="file")
+    existing = item.images.filter(checksum=info.checksum).first()
+    if existing is not None:
+        # The same bytes again: keep one copy (imports and retries re-send images).
+        return existing
+    if position is None:
+        position = _next_image_position(item)
+    ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}.get(info.format, "img")
+    name = f"{info.checksum[:16]}.{ext}"
+    with transaction.atomic():
+        image = ItemImage(
+            item=item,
+            position=position,
+            width=info.width,
+            height=info.height,
+            size_bytes=info.size_bytes,
+            checksum=info.checksum,
+            content_type=info.content_type,
+            status=ItemImage.Status.READY,
+        )
+        image.file.save(name, File(upload, name=filename or name), save=False)
+        image.save()
+        item.save(update_fields=["updated_at"])
+        _announce(signals.item_content_changed, item_ids=[item.pk])
+    return image
+
+
+def item_image_add_url(*, item: Item, url: str, position: int | None = None) -> ItemImage:
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in recs_settings.IMAGE_URL_SCHEMES:
+        allowed = ", ".join(recs_settings.IMAGE_URL_SCHEMES)
+        raise ValidationError({"url": [f"URL scheme {scheme!r} is not allowed; use {allowed}."]})
+    existing = item.images.filter(source_url=url).first()
+    if existing is not None:
+        return existing
+    if position is None:
+        position = _next_image_position(item)
+    with transaction.atomic():
+        image = ItemImage.objects.create(item=item, source_url=url, position=position)
+        item.save(update_fields=["updated_at"])
+        _announce(signals.item_images_added, image_ids=[image.pk])
+    return image
+
+
+def item_image_delete(*, image: ItemImage) -> None:
+    item = image.item
+    with transaction.atomic():
+        if image.file:
+            image.file.delete(save=False)
+        image.delete()
+        item.save(update_fields=["updated_at"])
+        _announce(signals.item_content_changed, item_ids=[item.pk])
+
+
+def _next_image_position(item: Item) -> int:
+    last = item.images.aggregate(m=Max("position"))["m"]
+    return 0 if last is None else last + 1
+
+
+# --------------------------------------------------------------------------- customers
+
+
+def customer_create(
+    *, external_id: str, attributes: dict[str, Any] | None = None, user: Any = None
+) -> Customer:
+    attributes = attributes or {}
+    check_json_value(attributes, field="attributes")
+    if Customer.objects.filter(external_id=external_id).exists():
+        raise ValidationError(
+            {"external_id": [f"A customer with external_id {external_id!r} exists."]}
+        )
+    return Customer.objects.create(external_id=external_id, attributes=attributes, user=user)
+
+
+# --------------------------------------------------------------------------- interactions
+
+
+@dataclass(frozen=True)
+class EventIn:
+    """One event as a store sends it: ids are the store's external ids."""
+
+    item_id: str
+    event: str
+    customer_id: str | None = None
+    session_id: str = ""
+    value: float = 1.0
+    occurred_at: datetime | None = None
+    idempotency_key: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EventOutcome:
+    status: Literal["created", "duplicate", "rejected"]
+    interaction: Interaction | None = None
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+
+def event_check(event: EventIn) -> dict[str, list[str]]:
+    """Checks that need no database: returns errors by field (empty when valid)."""
+    errors: dict[str, list[str]] = {}
+    if event.event not in Event.values:
+        errors["event"] = [f"Unknown event {event.event!r}; use one of {', '.join(Event.values)}."]
+    if not event.customer_id and not event.session_id:
+        errors["customer_id"] = ["Give customer_id or session_id (anonymous sessions)."]
+    if not math.isfinite(event.value) or abs(event.value) > 1e9:
+        errors["value"] = ["Must be a finite number between -1e9 and 1e9."]
+    elif event.event == Event.RATING and not 0 <= event.value <= 5:
+        errors["value"] = ["A rating must be between 0 and 5."]
+    if event.occurred_at is not None:
+        if timezone.is_naive(event.occurred_at):
+            errors["occurred_at"] = ["Give a time zone (e.g. a trailing Z for UTC)."]
+        else:
+            limit = timezone.now() + timedelta(seconds=recs_settings.EVENTS_MAX_FUTURE_SECONDS)
+            if event.occurred_at > limit:
+                errors["occurred_at"] = ["Lies in the future."]
+    try:
+        check_json_value(event.context, field="context")
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    return errors
+
+
+def interactions_record(*, events: Sequence[EventIn]) -> list[EventOutcome]:
+    """Store a batch of events, each independently: invalid ones are reported, valid ones kept.
+
+    Idempotent by ``idempotency_key``: a key seen before (in an earlier batch, in this batch, or
+    in a concurrent request) yields ``duplicate`` with the interaction first stored for it.
+    """
+    outcomes: list[EventOutcome | None] = [None] * len(events)
+    items = {
+        item.external_id: item
+        for item in Item.objects.filter(external_id__in={e.item_id for e in events}).only(
+            "id", "external_id"
+        )
+    }
+    customer_ids = {e.customer_id for e in events if e.customer_id}
+    customers = _customers_by_external_id(customer_ids)
+    if recs_settings.EVENTS_CREATE_UNKNOWN_CUSTOMERS and customer_ids - set(customers):
+        Customer.objects.bulk_create(
+            [Customer(external_id=c) for c in customer_ids - set(customers)],
+            ignore_conflicts=True,
+        )
+        customers = _customers_by_external_id(customer_ids)
+
+    now = timezone.now()
+    rows: list[tuple[int, Interaction]] = []
+    first_index_of_key: dict[str, int] = {}
+    repeated_in_batch: list[tuple[int, str]] = []
+    for index, event in enumerate(events):
+        errors = event_check(event)
+        if event.item_id not in items:
+            errors.setdefault("item_id", []).append(f"Unknown item {event.item_id!r}.")
+        if event.customer_id and event.customer_id not in customers:
+            errors.setdefault("customer_id", []).append(
+                f"Unknown customer {event.customer_id!r}; create it first (POST /customers/)."
+            )
+        if errors:
+            outcomes[index] = EventOutcome(status="rejected", errors=errors)
+            continue
+        key = event.idempotency_key or None
+        if key is not None:
+            if key in first_index_of_key:
+                repeated_in_batch.append((index, key))
+                continue
+            first_index_of_key[key] = index
+        rows.append(
+            (
+                index,
+                Interaction(
+                    # related objects are set (not just ids) so callers can render the
+                    # external ids without a query per event
+                    customer=customers[event.customer_id] if event.customer_id else None,
+                    session_id=event.session_id or "",
+                    item=items[event.item_id],
+                    event=event.event,
+                    value=float(event.value),
+                    occurred_at=event.occurred_at or now,
+                    idempotency_key=key,
+                    context=event.context or {},
+                    created_at=now,
+                ),
+            )
+        )
+
+    with transaction.atomic():
+        keyless = [(i, obj) for i, obj in rows if obj.idempotency_key is None]
+        keyed = [(i, obj) for i, obj in rows if obj.idempotency_key is not None]
+        Interaction.objects.bulk_create([obj for _, obj in keyless], batch_size=2000)
+        for index, obj in keyless:
+            outcomes[index] = EventOutcome(status="created", interaction=obj)
+
+        inserted = _insert_keyed(
+            [obj for _, obj in keyed]
+        )  # key -> id, only for rows this call inserted
+        for index, obj in keyed:
+            if obj.idempotency_key in inserted:
+                obj.pk = inserted[obj.idempotency_key]
+                outcomes[index] = EventOutcome(status="created", interaction=obj)
+        missing = [obj.idempotency_key for _, obj in keyed if obj.idempotency_key not in inserted]
+        missing += [key for _, key in repeated_in_batch]
+        firsts = {
+            obj.idempotency_key: obj
+            for obj in Interaction.objects.filter(idempotency_key__in=set(missing)).select_related(
+                "item", "customer"
+            )
+        }
+        for index, obj in keyed:
+            if obj.idempotency_key not in inserted:
+                outcomes[index] = EventOutcome(
+                    status="duplicate", interaction=firsts[obj.idempotency_key]
+                )
+        for index, key in repeated_in_batch:
+            first = firsts.get(key) or outcomes[first_index_of_key[key]].interaction  # type: ignore[union-attr]
+            outcomes[index] = EventOutcome(status="duplicate", interaction=first)
+
+        created_items = sorted(
+            {
+                o.interaction.item_id
+                for o in outcomes
+                if o and o.status == "created" and o.interaction
+            }
+        )
+        if created_items:
+            _announce(signals.interactions_recorded, item_ids=created_items)
+    return [o for o in outcomes if o is not None]
+
+
+def _customers_by_external_id(external_ids: set[str]) -> dict[str, Customer]:
+    return {
+        c.external_id: c
+        for c in Customer.objects.filter(external_id__in=external_ids).only("id", "external_id")
+    }
+
+
+def _insert_keyed(objs: list[Interaction]) -> dict[str, int]:
+    """INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING: the database decides which
+    request stored a key first, so concurrent retries of one batch never store an event twice."""
+    if not objs:
+        return {}
+    table = connection.ops.quote_name(Interaction._meta.db_table)
+    columns = (
+        "customer_id",
+        "session_id",
+        "item_id",
+        "event",
+        "value",
+        "occurred_at",
+        "idempotency_key",
+        "context",
+        "created_at",
+    )
+    inserted: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), 2000):
+            chunk = objs[start : start + 2000]
+            placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)"] * len(chunk))
+            params: list[Any] = []
+            for obj in chunk:
+                params += [
+                    obj.customer_id,
+                    obj.session_id,
+                    obj.item_id,
+                    obj.event,
+                    obj.value,
+                    obj.occurred_at,
+                    obj.idempotency_key,
+                    json.dumps(obj.context),
+                    obj.created_at,
+                ]
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders} "  # noqa: S608
+                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+                params,
+            )
+            inserted.update({key: pk for pk, key in cursor.fetchall()})
+    return inserted
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def item_stats_refresh(*, item_ids: Iterable[int] | None = None, chunk_size: int = 2000) -> int:
+    """Recompute event counts and the popularity score of items from their interactions.
+
+    Idempotent: the result depends only on the stored interactions. Returns rows written.
+    """
+    weights = recs_settings.EVENT_WEIGHTS
+    ids = sorted(set(item_ids)) if item_ids is not None else None
+    if ids is None:
+        ids = list(Item.objects.order_by("pk").values_list("pk", flat=True))
+    written = 0
+    for start in range(0, len(ids), chunk_size):
+        chunk = ids[start : start + chunk_size]
+        aggregates = {
+            row["item_id"]: row
+            for row in Interaction.objects.filter(item_id__in=chunk)
+            .values("item_id")
+            .annotate(
+                views=Count("id", filter=Q(event=Event.VIEW)),
+                clicks=Count("id", filter=Q(event=Event.CLICK)),
+                carts=Count("id", filter=Q(event=Event.CART)),
+                purchases=Count("id", filter=Q(event=Event.PURCHASE)),
+                ratings=Count("id", filter=Q(event=Event.RATING)),
+                good_ratings=Count("id", filter=Q(event=Event.RATING, value__gte=4)),
+                likes=Count("id", filter=Q(event=Event.LIKE)),
+                shoppers=Count("customer", distinct=True),
+                last=Max("occurred_at"),
+            )
+        }
+        existing = set(Item.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+        stats = []
+        for pk in chunk:
+            if pk not in existing:
+                continue
+            row = aggregates.get(pk, {})
+            counts = {
+                name: row.get(name, 0)
+                for name in ("views", "clicks", "carts", "purchases", "ratings", "likes")
+            }
+            score = (
+                weights["view"] * counts["views"]
+                + weights["click"] * counts["clicks"]
+                + weights["cart"] * counts["carts"]
+                + weights["purchase"] * counts["purchases"]
+                + weights["like"] * counts["likes"]
+                # only good ratings say "people want this"; bad ones are not popularity
+                + weights["rating"] * row.get("good_ratings", 0)
+            )
+            stats.append(
+                ItemStats(
+                    item_id=pk,
+                    **counts,
+                    distinct_shoppers=row.get("shoppers", 0),
+                    score=score,
+                    last_event_at=row.get("last"),
+                    refreshed_at=timezone.now(),
+                )
+            )
+        ItemStats.objects.bulk_create(
+            stats,
+            update_conflicts=True,
+            unique_fields=["item"],
+            update_fields=[
+                "views",
+                "clicks",
+                "carts",
+                "purchases",
+                "ratings",
+                "likes",
+                "distinct_shoppers",
+                "score",
+                "last_event_at",
+                "refreshed_at",
+            ],
+        )
+        written += len(stats)
+    return written
+
+
+def customers_ensure(*, external_ids: Iterable[str]) -> dict[str, Customer]:
+    """Create the customers that do not exist yet; return all of them by external id."""
+    wanted = set(external_ids)
+    Customer.objects.bulk_create(
+        [Customer(external_id=c) for c in sorted(wanted)], ignore_conflicts=True, batch_size=2000
+    )
+    return _customers_by_external_id(wanted)
+
+
+@dataclass
+class UpsertCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def items_upsert(*, rows: Sequence[dict[str, Any]]) -> tuple[UpsertCounts, dict[str, Item]]:
+    """Create or update items by ``external_id`` in bulk (imports, syncs). Rows are validated.
+
+    Items whose content changed are announced once, after commit.
+    """
+    counts = UpsertCounts()
+    by_id = {row["external_id"]: row for row in rows}
+    existing = {i.external_id: i for i in Item.objects.filter(external_id__in=by_id)}
+    to_create: list[Item] = []
+    to_update: list[Item] = []
+    content_changed: list[Item] = []
+    for external_id, row in by_id.items():
+        fields = {name: row[name] for name in ITEM_FIELDS if name in row}
+        item = existing.get(external_id)
+        if item is None:
+            to_create.append(Item(external_id=external_id, **fields))
+            continue
+        changed = [name for name, value in fields.items() if getattr(item, name) != value]
+        if not changed:
+            counts.unchanged += 1
+            continue
+        for name in changed:
+            setattr(item, name, fields[name])
+        item.updated_at = timezone.now()
+        to_update.append(item)
+        if any(name in CONTENT_FIELDS for name in changed):
+            content_changed.append(item)
+    with transaction.atomic():
+        Item.objects.bulk_create(to_create, batch_size=1000)
+        if to_update:
+            Item.objects.bulk_update(to_update, [*ITEM_FIELDS, "updated_at"], batch_size=1000)
+        ids = [i.pk for i in (*to_create, *content_changed)]
+        if ids:
+            _announce(signals.item_content_changed, item_ids=ids)
+    counts.created, counts.updated = len(to_create), len(to_update)
+    items = {**existing, **{i.external_id: i for i in to_create}}
+    return counts, items

@@ -1,0 +1,46 @@
+"""Embedded PostgreSQL + pgvector for development, tests and the demo.
+
+Used only when ``DATABASE_URL`` is unset. ``pgserver`` ships Postgres 16 with pgvector 0.6.2 and
+serialises start-up across processes with an inter-process lock, so a web server, a worker and a
+management command that start together end up on one server per data directory.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+
+def embedded_database(data_dir: Path, *, cleanup: str | None = None) -> dict[str, Any]:
+    """Start (or attach to) the embedded server under ``data_dir`` and return Django DB settings.
+
+    ``cleanup=None`` leaves the server running after this process exits, so data and the server
+    survive restarts of the app; tests pass ``"delete"`` for a throwaway server.
+    """
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (root, CI) and falls back to /tmp,
+            # which is where pgserver's start-up lock belongs anyway.
+            warnings.simplefilter("ignore")
+            import pgserver
+    except ImportError as exc:  # pragma: no cover - only without the runtime requirements
+        raise RuntimeError(
+            "DATABASE_URL is not set and the embedded database package 'pgserver' is missing: "
+            "run `make install` (or `pip install -r requirements.txt`), or set DATABASE_URL "
+            "to a PostgreSQL server with the pgvector extension."
+        ) from exc
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir / "pgdata", cleanup_mode=cleanup)
+    info = server.get_postmaster_info()
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "postgres",
+        "USER": "postgres",
+        "PASSWORD": "",
+        "HOST": str(info.socket_dir),
+        "PORT": str(info.port),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+    }

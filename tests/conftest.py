@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from PIL import Image
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def admin_user(db):
+    return get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456")
+
+
+@pytest.fixture
+def client_for(db) -> Callable[..., APIClient]:
+    """A token-authenticated client for a new user with the given permission codenames."""
+
+    def make(*codenames: str, username: str = "writer") -> APIClient:
+        user = get_user_model().objects.create_user(username, password="pw-123456")
+        for codename in codenames:
+            user.user_permissions.add(Permission.objects.get(codename=codename))
+        token = Token.objects.create(user=user)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(admin_user) -> APIClient:
+    token = Token.objects.create(user=admin_user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+def image_bytes(size: tuple[int, int] = (32, 24), fmt: str = "PNG", color: int = 120) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (color, 40, 200)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"

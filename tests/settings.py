@@ -1,0 +1,26 @@
+"""Test settings: the real stack on a throwaway embedded PostgreSQL (unless DATABASE_URL is set).
+
+Celery runs in-process (eager) here; tests that need a real worker start one against Redis.
+"""
+
+import os
+import tempfile
+
+if not os.environ.get("DATABASE_URL"):
+    # A fresh data dir per test session; the server is stopped and deleted at exit.
+    os.environ["SHOP_RECS_DATA_DIR"] = tempfile.mkdtemp(prefix="shop_recs_test_")
+    os.environ["SHOP_RECS_EMBEDDED_CLEANUP"] = "delete"
+os.environ.pop("CELERY_BROKER_URL", None)
+
+from shop_recs.settings import *  # noqa: F403
+from shop_recs.settings import DATA_DIR
+
+MEDIA_ROOT = DATA_DIR / "media"
+STATIC_ROOT = DATA_DIR / "static"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users
+SHOP_RECS = {"THROTTLE_RATES": {"anon": None, "user": None}}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)

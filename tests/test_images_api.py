@@ -1,0 +1,136 @@
+"""Image upload (multipart) and image by URL, with every kind of bad file refused."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from catalog.models import Item, ItemImage
+from tests.conftest import image_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def item(api):
+    response = api.post("/api/v1/items/", {"external_id": "sku-1", "title": "Bag"}, format="json")
+    assert response.status_code == 201
+    return Item.objects.get(external_id="sku-1")
+
+
+def upload(api, data: bytes, name: str = "a.png", **extra):
+    return api.post(
+        "/api/v1/items/sku-1/images/",
+        {"file": SimpleUploadedFile(name, data), **extra},
+        format="multipart",
+    )
+
+
+def test_upload_png_and_jpeg(api, anon, item) -> None:
+    first = upload(api, image_bytes((40, 30)))
+    assert first.status_code == 201, first.content
+    body = first.json()
+    assert (body["width"], body["height"]) == (40, 30)
+    assert body["status"] == "ready" and body["content_type"] == "image/png"
+    assert len(body["checksum"]) == 64 and body["url"].startswith("http://testserver/media/")
+    second = upload(api, image_bytes((20, 20), fmt="JPEG"), name="b.jpg", position=5)
+    assert second.status_code == 201 and second.json()["position"] == 5
+    listed = anon.get("/api/v1/items/sku-1/images/").json()
+    assert [i["position"] for i in listed] == [0, 5]
+    assert len(anon.get("/api/v1/items/sku-1/").json()["images"]) == 2
+
+
+def test_same_bytes_twice_stores_one_image(api, item) -> None:
+    data = image_bytes()
+    assert upload(api, data).json()["id"] == upload(api, data).json()["id"]
+    assert ItemImage.objects.count() == 1
+
+
+def test_delete_image(api, item) -> None:
+    image_id = upload(api, image_bytes()).json()["id"]
+    assert api.delete(f"/api/v1/items/sku-1/images/{image_id}/").status_code == 204
+    assert api.delete(f"/api/v1/items/sku-1/images/{image_id}/").status_code == 404
+    assert not ItemImage.objects.exists()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims a huge size: a decompression bomb's first bytes."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"this is not an image", "Not a valid image"),
+        (b"", "empty"),
+        (image_bytes()[:60], "corrupt"),
+        (_png_header_only(20000, 20000), "too large"),
+    ],
+)
+def test_bad_files_are_400(api, item, data, message) -> None:
+    response = upload(api, data)
+    assert response.status_code == 400, response.content
+    assert "file" in response.json()
+    assert message in str(response.json()["file"])
+    assert not ItemImage.objects.exists()
+
+
+def test_unsupported_format_and_size_limit(api, item, settings) -> None:
+    buf = io.BytesIO()
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(buf, format="BMP")
+    response = upload(api, buf.getvalue(), name="x.bmp")
+    assert response.status_code == 400 and "BMP" in str(response.json()["file"])
+    settings.SHOP_RECS = {**settings.SHOP_RECS, "MAX_IMAGE_BYTES": 100}
+    response = upload(api, image_bytes((200, 200)))
+    assert response.status_code == 400 and "larger than 100 bytes" in str(response.json())
+
+
+def test_missing_file_and_wrong_fields(api, item) -> None:
+    response = api.post("/api/v1/items/sku-1/images/", {"position": 1}, format="multipart")
+    assert response.status_code == 400 and "file" in response.json()
+    response = upload(api, image_bytes(), position=-1)
+    assert response.status_code == 400 and "position" in response.json()
+
+
+def test_image_by_url(api, item) -> None:
+    response = api.post(
+        "/api/v1/items/sku-1/images/", {"url": "https://cdn.example.com/a.jpg"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "pending"
+    assert response.json()["url"] == "https://cdn.example.com/a.jpg"
+    again = api.post(
+        "/api/v1/items/sku-1/images/", {"url": "https://cdn.example.com/a.jpg"}, format="json"
+    )
+    assert again.json()["id"] == response.json()["id"]
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/a.jpg", "file:///etc/passwd", "not a url", ""])
+def test_bad_urls_are_400(api, item, url) -> None:
+    response = api.post("/api/v1/items/sku-1/images/", {"url": url}, format="json")
+    assert response.status_code == 400 and "url" in response.json()
+    assert not ItemImage.objects.exists()
+
+
+def test_images_need_auth_and_an_existing_item(anon, api, item) -> None:
+    assert upload(anon, image_bytes()).status_code == 401
+    response = api.post(
+        "/api/v1/items/nope/images/",
+        {"file": SimpleUploadedFile("a.png", image_bytes())},
+        format="multipart",
+    )
+    assert response.status_code == 404
