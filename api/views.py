@@ -304,7 +304,9 @@ class EventIngestView(APIView):
             return self._batch(body)
         data = s.EventInputSerializer(data=body)
         data.is_valid(raise_exception=True)
-        (outcome,) = services.interactions_record(events=[services.EventIn(**_event_kwargs(data))])
+        (outcome,) = services.interactions_record(
+            events=[services.EventIn(**_event_kwargs(data.validated_data))]
+        )
         if outcome.status == "rejected":
             raise ValidationError(outcome.errors)
         out = {
@@ -325,17 +327,20 @@ class EventIngestView(APIView):
             )
         results: list[dict[str, Any]] = [{} for _ in events]
         valid: list[tuple[int, services.EventIn]] = []
+        # One serializer validates every event: building a serializer per event costs ~4x more.
+        checker = s.EventInputSerializer()
         for index, raw in enumerate(events):
             if not isinstance(raw, dict):
                 results[index] = _result(
                     index, "rejected", errors={"event": ["Must be an object."]}
                 )
                 continue
-            data = s.EventInputSerializer(data=raw)
-            if data.is_valid():
-                valid.append((index, services.EventIn(**_event_kwargs(data))))
-            else:
-                results[index] = _result(index, "rejected", errors=_flatten(data.errors))
+            try:
+                values = checker.run_validation(raw)
+            except ValidationError as exc:
+                results[index] = _result(index, "rejected", errors=_flatten(exc.detail))
+                continue
+            valid.append((index, services.EventIn(**_event_kwargs(values))))
         outcomes = services.interactions_record(events=[e for _, e in valid])
         for (index, _), outcome in zip(valid, outcomes, strict=True):
             pk = outcome.interaction.pk if outcome.interaction else None
@@ -360,8 +365,8 @@ class EventIngestView(APIView):
         return Response(out, status=code)
 
 
-def _event_kwargs(data: s.EventInputSerializer) -> dict[str, Any]:
-    values = dict(data.validated_data)
+def _event_kwargs(validated: dict[str, Any]) -> dict[str, Any]:
+    values = dict(validated)
     values["context"] = values.get("context") or {}
     values["session_id"] = values.get("session_id") or ""
     return values

@@ -17,7 +17,7 @@ from typing import IO, Any, Literal
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.db import connection, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Max
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -216,10 +216,11 @@ def event_check(event: EventIn) -> dict[str, list[str]]:
             limit = timezone.now() + timedelta(seconds=recs_settings.EVENTS_MAX_FUTURE_SECONDS)
             if event.occurred_at > limit:
                 errors["occurred_at"] = ["Lies in the future."]
-    try:
-        check_json_value(event.context, field="context")
-    except ValidationError as exc:
-        errors.update(exc.message_dict)
+    if event.context:
+        try:
+            check_json_value(event.context, field="context")
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
     return errors
 
 
@@ -337,126 +338,91 @@ def _customers_by_external_id(external_ids: set[str]) -> dict[str, Customer]:
 
 def _insert_keyed(objs: list[Interaction]) -> dict[str, int]:
     """INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING: the database decides which
-    request stored a key first, so concurrent retries of one batch never store an event twice."""
+    request stored a key first, so concurrent retries of one batch never store an event twice.
+
+    Rows travel as one array per column (unnest): nine parameters instead of nine per row,
+    which keeps the driver's query conversion off the hot path.
+    """
     if not objs:
         return {}
     table = connection.ops.quote_name(Interaction._meta.db_table)
-    columns = (
-        "customer_id",
-        "session_id",
-        "item_id",
-        "event",
-        "value",
-        "occurred_at",
-        "idempotency_key",
-        "context",
-        "created_at",
+    sql = (
+        f"INSERT INTO {table} (customer_id, session_id, item_id, event, value, occurred_at, "  # noqa: S608
+        "idempotency_key, context, created_at) "
+        "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[], "
+        "%s::float8[], %s::timestamptz[], %s::text[], %s::jsonb[], %s::timestamptz[]) "
+        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key"
     )
-    inserted: dict[str, int] = {}
+    params = [
+        [o.customer_id for o in objs],
+        [o.session_id for o in objs],
+        [o.item_id for o in objs],
+        [o.event for o in objs],
+        [o.value for o in objs],
+        [o.occurred_at for o in objs],
+        [o.idempotency_key for o in objs],
+        [json.dumps(o.context) for o in objs],
+        [o.created_at for o in objs],
+    ]
     with connection.cursor() as cursor:
-        for start in range(0, len(objs), 2000):
-            chunk = objs[start : start + 2000]
-            placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)"] * len(chunk))
-            params: list[Any] = []
-            for obj in chunk:
-                params += [
-                    obj.customer_id,
-                    obj.session_id,
-                    obj.item_id,
-                    obj.event,
-                    obj.value,
-                    obj.occurred_at,
-                    obj.idempotency_key,
-                    json.dumps(obj.context),
-                    obj.created_at,
-                ]
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders} "  # noqa: S608
-                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
-                params,
-            )
-            inserted.update({key: pk for pk, key in cursor.fetchall()})
-    return inserted
+        cursor.execute(sql, params)
+        return {key: pk for pk, key in cursor.fetchall()}
 
 
 # --------------------------------------------------------------------------- statistics
 
 
-def item_stats_refresh(*, item_ids: Iterable[int] | None = None, chunk_size: int = 2000) -> int:
+def item_stats_refresh(*, item_ids: Iterable[int] | None = None, chunk_size: int = 5000) -> int:
     """Recompute event counts and the popularity score of items from their interactions.
 
-    Idempotent: the result depends only on the stored interactions. Returns rows written.
+    Idempotent: the result depends only on the stored interactions (so a retried or duplicated
+    task is harmless). One INSERT ... SELECT ... ON CONFLICT per chunk: the aggregation runs in
+    the database. Returns the number of items refreshed.
     """
     weights = recs_settings.EVENT_WEIGHTS
-    ids = sorted(set(item_ids)) if item_ids is not None else None
-    if ids is None:
+    if item_ids is None:
         ids = list(Item.objects.order_by("pk").values_list("pk", flat=True))
+    else:
+        ids = sorted({int(i) for i in item_ids})
+    stats = connection.ops.quote_name(ItemStats._meta.db_table)
+    items = connection.ops.quote_name(Item._meta.db_table)
+    events = connection.ops.quote_name(Interaction._meta.db_table)
+    sql = f"""
+        INSERT INTO {stats} (item_id, views, clicks, carts, purchases, ratings, likes,
+                             distinct_shoppers, score, last_event_at, refreshed_at)
+        SELECT i.id,
+               count(x.id) FILTER (WHERE x.event = 'view'),
+               count(x.id) FILTER (WHERE x.event = 'click'),
+               count(x.id) FILTER (WHERE x.event = 'cart'),
+               count(x.id) FILTER (WHERE x.event = 'purchase'),
+               count(x.id) FILTER (WHERE x.event = 'rating'),
+               count(x.id) FILTER (WHERE x.event = 'like'),
+               count(DISTINCT x.customer_id),
+               coalesce(sum(CASE x.event
+                   WHEN 'view' THEN %(view)s WHEN 'click' THEN %(click)s
+                   WHEN 'cart' THEN %(cart)s WHEN 'purchase' THEN %(purchase)s
+                   WHEN 'like' THEN %(like)s
+                   -- only good ratings say "people want this"
+                   WHEN 'rating' THEN CASE WHEN x.value >= 4 THEN %(rating)s ELSE 0 END
+                   ELSE 0 END), 0),
+               max(x.occurred_at),
+               now()
+        FROM {items} i LEFT JOIN {events} x ON x.item_id = i.id
+        WHERE i.id = ANY(%(ids)s)
+        GROUP BY i.id
+        ON CONFLICT (item_id) DO UPDATE SET
+            views = EXCLUDED.views, clicks = EXCLUDED.clicks, carts = EXCLUDED.carts,
+            purchases = EXCLUDED.purchases, ratings = EXCLUDED.ratings, likes = EXCLUDED.likes,
+            distinct_shoppers = EXCLUDED.distinct_shoppers, score = EXCLUDED.score,
+            last_event_at = EXCLUDED.last_event_at, refreshed_at = EXCLUDED.refreshed_at
+    """  # noqa: S608
     written = 0
-    for start in range(0, len(ids), chunk_size):
-        chunk = ids[start : start + chunk_size]
-        aggregates = {
-            row["item_id"]: row
-            for row in Interaction.objects.filter(item_id__in=chunk)
-            .values("item_id")
-            .annotate(
-                views=Count("id", filter=Q(event=Event.VIEW)),
-                clicks=Count("id", filter=Q(event=Event.CLICK)),
-                carts=Count("id", filter=Q(event=Event.CART)),
-                purchases=Count("id", filter=Q(event=Event.PURCHASE)),
-                ratings=Count("id", filter=Q(event=Event.RATING)),
-                good_ratings=Count("id", filter=Q(event=Event.RATING, value__gte=4)),
-                likes=Count("id", filter=Q(event=Event.LIKE)),
-                shoppers=Count("customer", distinct=True),
-                last=Max("occurred_at"),
-            )
-        }
-        existing = set(Item.objects.filter(pk__in=chunk).values_list("pk", flat=True))
-        stats = []
-        for pk in chunk:
-            if pk not in existing:
-                continue
-            row = aggregates.get(pk, {})
-            counts = {
-                name: row.get(name, 0)
-                for name in ("views", "clicks", "carts", "purchases", "ratings", "likes")
-            }
-            score = (
-                weights["view"] * counts["views"]
-                + weights["click"] * counts["clicks"]
-                + weights["cart"] * counts["carts"]
-                + weights["purchase"] * counts["purchases"]
-                + weights["like"] * counts["likes"]
-                # only good ratings say "people want this"; bad ones are not popularity
-                + weights["rating"] * row.get("good_ratings", 0)
-            )
-            stats.append(
-                ItemStats(
-                    item_id=pk,
-                    **counts,
-                    distinct_shoppers=row.get("shoppers", 0),
-                    score=score,
-                    last_event_at=row.get("last"),
-                    refreshed_at=timezone.now(),
-                )
-            )
-        ItemStats.objects.bulk_create(
-            stats,
-            update_conflicts=True,
-            unique_fields=["item"],
-            update_fields=[
-                "views",
-                "clicks",
-                "carts",
-                "purchases",
-                "ratings",
-                "likes",
-                "distinct_shoppers",
-                "score",
-                "last_event_at",
-                "refreshed_at",
-            ],
-        )
-        written += len(stats)
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), chunk_size):
+            params = {name: float(weights[name]) for name in Event.values}
+            params["ids"] = ids[start : start + chunk_size]
+            cursor.execute(sql, params)
+            written += cursor.rowcount
     return written
 
 

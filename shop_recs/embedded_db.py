@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 
 def embedded_database(data_dir: Path, *, cleanup: str | None = None) -> dict[str, Any]:
@@ -44,3 +45,14 @@ def embedded_database(data_dir: Path, *, cleanup: str | None = None) -> dict[str
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
     }
+
+
+def database_url(cfg: dict[str, Any]) -> str:
+    """A ``DATABASE_URL`` for Django DB settings, so child processes (workers, gunicorn) reach the
+    same database; a socket directory becomes a percent-encoded host, as dj-database-url reads it.
+    """
+    host = quote(str(cfg.get("HOST") or "localhost"), safe="")
+    user = quote(str(cfg.get("USER") or ""), safe="")
+    password = f":{quote(str(cfg['PASSWORD']), safe='')}" if cfg.get("PASSWORD") else ""
+    port = f":{cfg['PORT']}" if cfg.get("PORT") else ""
+    return f"postgresql://{user}{password}@{host}{port}/{cfg['NAME']}"

@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import redis
@@ -23,6 +22,7 @@ from django.db import connection
 
 from catalog.models import Customer, Item, ItemStats
 from shop_recs.celery import app as celery_app
+from shop_recs.embedded_db import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -51,15 +51,6 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
         server.shutdown()
 
 
-def _database_url() -> str:
-    cfg = connection.settings_dict
-    host = quote(cfg["HOST"] or "localhost", safe="")
-    user = quote(cfg["USER"] or "", safe="")
-    password = f":{quote(cfg['PASSWORD'], safe='')}" if cfg.get("PASSWORD") else ""
-    port = f":{cfg['PORT']}" if cfg.get("PORT") else ""
-    return f"postgresql://{user}{password}@{host}{port}/{cfg['NAME']}"
-
-
 def _reset_producer_pool() -> None:
     # The app caches broker connections; drop them so the next send uses the current broker_url.
     if celery_app._pool is not None:
@@ -76,7 +67,7 @@ def worker(redis_url: str) -> Iterator[str]:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "shop_recs.settings",
         "CELERY_BROKER_URL": redis_url,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(connection.settings_dict),
         "SHOP_RECS_QUEUE": queue,
     }
     env.pop("SHOP_RECS_EMBEDDED_CLEANUP", None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -26,6 +27,11 @@ class Command(BaseCommand):
             help="default: $SHOP_RECS_ADMIN_PASSWORD, else a random one",
         )
         parser.add_argument("--reset-password", action="store_true")
+        parser.add_argument(
+            "--credentials-file",
+            type=Path,
+            help="remember a generated password here (mode 0600) and show it again on re-runs",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         user_model = get_user_model()
@@ -34,11 +40,20 @@ class Command(BaseCommand):
             defaults={"email": options["email"], "is_staff": True, "is_superuser": True},
         )
         password = None
+        remembered: Path | None = options["credentials_file"]
         if created or options["reset_password"] or options["password"]:
             password = options["password"] or secrets.token_urlsafe(12)
             user.set_password(password)
             user.is_staff = user.is_superuser = True
             user.save()
+            if remembered is not None:
+                remembered.parent.mkdir(parents=True, exist_ok=True)
+                remembered.write_text(password + "\n", encoding="utf-8")
+                remembered.chmod(0o600)
+        elif remembered is not None and remembered.is_file():
+            candidate = remembered.read_text(encoding="utf-8").strip()
+            if user.check_password(candidate):
+                password = candidate
         token, _ = Token.objects.get_or_create(user=user)
         self.stdout.write(f"Admin user:  {user.get_username()}")
         if password:

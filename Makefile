@@ -1,0 +1,67 @@
+# shop_recs — `make demo` and `make test` do all the set-up on a machine with Python 3.11.
+#
+# Variables: PYTHON (interpreter for the venv), VENV (venv path; CI points it at a cache
+# outside the clone), HOST/PORT (where the demo serves).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 2
+
+.PHONY: help install install-dev demo serve test lint format migrate clean-data
+
+help:
+	@echo "make demo   - install, start the embedded database, load the demo catalog, serve :$(PORT)"
+	@echo "make test   - install the dev requirements, run ruff and pytest"
+	@echo "make serve  - serve again without re-importing"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(PY)
+	$(PY) -m pip install -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+install: $(VENV)/.runtime-installed
+
+install-dev: $(VENV)/.dev-installed
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py recs_import catalog/demo/bundle
+	$(PY) manage.py recs_create_admin --credentials-file .data/demo-admin.txt
+	$(MAKE) --no-print-directory serve
+
+serve: install
+	@echo "Serving on http://$(HOST):$(PORT)/  — admin: http://$(HOST):$(PORT)/admin/  API docs: http://$(HOST):$(PORT)/api/v1/docs/"
+	DJANGO_SERVE_MEDIA=1 $(VENV)/bin/gunicorn shop_recs.wsgi --bind $(HOST):$(PORT) \
+		--workers $(WORKERS) --access-logfile - --timeout 60
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
+test: lint
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing the run" >&2; fi; \
+	exit $$rc
+
+clean-data:
+	@echo "Stopping the embedded database and deleting .data/ (the demo's database and media)"
+	-$(PY) -c "import pgserver; pgserver.get_server('.data/pgdata', cleanup_mode='delete')"
+	rm -rf .data
