@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.files.storage import default_storage
 from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalog.conf import recs_settings
@@ -60,11 +62,27 @@ class ItemImageOutputSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(url) if request else url
 
 
+class EmbeddingInfoSerializer(serializers.Serializer):
+    space = serializers.CharField()
+    dim = serializers.IntegerField()
+    encoder = serializers.CharField()
+    encoder_version = serializers.CharField()
+    updated_at = serializers.DateTimeField()
+
+
+class EncodingStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["pending", "done", "failed"])
+    error = serializers.CharField(allow_blank=True)
+    encoded_at = serializers.DateTimeField(allow_null=True)
+    spaces = EmbeddingInfoSerializer(many=True)
+
+
 class ItemOutputSerializer(serializers.ModelSerializer):
     price = serializers.DecimalField(
         max_digits=12, decimal_places=2, allow_null=True, coerce_to_string=False
     )
     images = ItemImageOutputSerializer(many=True, read_only=True)
+    encoding = serializers.SerializerMethodField()
 
     class Meta:
         model = Item
@@ -79,9 +97,20 @@ class ItemOutputSerializer(serializers.ModelSerializer):
             "in_stock",
             "is_active",
             "images",
+            "encoding",
             "created_at",
             "updated_at",
         ]
+
+    @extend_schema_field(EncodingStatusSerializer)
+    def get_encoding(self, obj: Item) -> dict[str, Any]:
+        state = getattr(obj, "encoding", None)  # a missing one-to-one raises AttributeError
+        return {
+            "status": state.status if state else "pending",
+            "error": state.error if state else "",
+            "encoded_at": state.encoded_at if state else None,
+            "spaces": EmbeddingInfoSerializer(obj.embeddings.all(), many=True).data,
+        }
 
 
 class ItemUpdateInputSerializer(serializers.Serializer):
@@ -211,3 +240,113 @@ class EventBatchOutputSerializer(serializers.Serializer):
 
 def max_batch() -> int:
     return int(recs_settings.EVENTS_MAX_BATCH)
+
+
+# ------------------------------------------------------------------------ similarity
+
+
+class SimilarityFilterSerializer(serializers.Serializer):
+    category = serializers.CharField(required=False, max_length=200)
+    brand = serializers.CharField(required=False, max_length=200)
+    in_stock = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="Default true: only items in stock. false: only items out of stock.",
+    )
+    price_min = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+    price_max = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+    exclude = serializers.CharField(
+        required=False, max_length=2000, help_text="Comma-separated external ids to leave out."
+    )
+    k = serializers.IntegerField(required=False, default=10, min_value=1)
+
+    def validate_k(self, value: int) -> int:
+        limit = int(recs_settings.SIMILAR_MAX_K)
+        if value > limit:
+            raise serializers.ValidationError(f"At most {limit}.")
+        return value
+
+    def validate_exclude(self, value: str) -> list[str]:
+        return [v.strip() for v in value.split(",") if v.strip()]
+
+
+class SimilarQuerySerializer(SimilarityFilterSerializer):
+    space = serializers.ChoiceField(
+        choices=["text", "image", "content", "hybrid"], default="content"
+    )
+
+
+class SearchQuerySerializer(SimilarityFilterSerializer):
+    q = serializers.CharField(max_length=1000)
+
+
+class ItemCardSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    title = serializers.CharField()
+    category = serializers.CharField()
+    brand = serializers.CharField()
+    price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, allow_null=True, coerce_to_string=False
+    )
+    in_stock = serializers.BooleanField()
+    image = serializers.SerializerMethodField()
+
+    def get_image(self, card: Any) -> str | None:
+        """Absolute URL of the first image (a stored file or its source URL)."""
+        if not card.image:
+            return None
+        if "://" in card.image:
+            return card.image
+        url = default_storage.url(card.image)
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
+
+
+class NeighbourSerializer(serializers.Serializer):
+    item = ItemCardSerializer(read_only=True)
+    score = serializers.FloatField()
+    similarity = serializers.DictField(
+        child=serializers.FloatField(), help_text="Cosine similarity per space (explanation)."
+    )
+
+
+def neighbours_data(results: list[Any], request: Any) -> list[dict[str, Any]]:
+    """What NeighbourSerializer(many=True) renders, built directly: this is the hot path of
+    every widget, and DRF's per-field machinery costs more than the query behind it."""
+    media = default_storage.url("")
+    out = []
+    for n in results:
+        card = n.item
+        image = None
+        if card.image:
+            image = card.image if "://" in card.image else media + card.image
+            if request is not None and "://" not in image:
+                image = request.build_absolute_uri(image)
+        out.append(
+            {
+                "item": {
+                    "external_id": card.external_id,
+                    "title": card.title,
+                    "category": card.category,
+                    "brand": card.brand,
+                    "price": float(card.price) if card.price is not None else None,
+                    "in_stock": card.in_stock,
+                    "image": image,
+                },
+                "score": n.score,
+                "similarity": n.similarity,
+            }
+        )
+    return out
+
+
+class SimilarOutputSerializer(serializers.Serializer):
+    item_id = serializers.CharField()
+    space = serializers.CharField()
+    results = NeighbourSerializer(many=True)
+
+
+class SearchOutputSerializer(serializers.Serializer):
+    q = serializers.CharField()
+    spaces = serializers.ListField(child=serializers.CharField())
+    results = NeighbourSerializer(many=True)

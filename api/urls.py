@@ -16,6 +16,8 @@ urlpatterns = [
         views.ItemImageDetailView.as_view(),
         name="item-image-detail",
     ),
+    re_path(rf"^items/{ID}/similar/$", views.ItemSimilarView.as_view(), name="item-similar"),
+    path("search/", views.SearchView.as_view(), name="search"),
     path("customers/", views.CustomerCreateView.as_view(), name="customer-create"),
     re_path(rf"^customers/{ID}/$", views.CustomerDetailView.as_view(), name="customer-detail"),
     path("events/", views.EventIngestView.as_view(), name="events"),

@@ -31,6 +31,7 @@ from api.parsers import LimitedJSONParser
 from catalog import selectors, services
 from catalog.conf import recs_settings
 from catalog.models import Customer, Interaction, Item, ItemImage
+from catalog.queries import EncoderUnavailable, search_query_vectors
 
 ERROR = OpenApiResponse(OpenApiTypes.OBJECT, description="Error: messages by field or 'detail'.")
 COMMON_ERRORS = {401: ERROR, 403: ERROR, 413: ERROR, 429: ERROR}
@@ -223,6 +224,88 @@ class ItemImageDetailView(APIView):
     def delete(self, request: Request, external_id: str, image_id: str) -> Response:
         services.item_image_delete(image=self._get_image(external_id, image_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _similarity_filters(values: dict[str, Any]) -> selectors.SimilarFilters:
+    return selectors.SimilarFilters(
+        category=values.get("category"),
+        brand=values.get("brand"),
+        in_stock=values.get("in_stock", True),
+        price_min=values.get("price_min"),
+        price_max=values.get("price_max"),
+        exclude=tuple(values.get("exclude") or ()),
+    )
+
+
+@extend_schema(parameters=[_external_id_param()])
+class ItemSimilarView(APIView):
+    """Items similar to this one in a space (text, image, content, or the model's hybrid)."""
+
+    @extend_schema(
+        operation_id="items_similar",
+        parameters=[s.SimilarQuerySerializer],
+        responses={
+            200: s.SimilarOutputSerializer,
+            400: ERROR,
+            409: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="The item is not encoded in this space yet."
+            ),
+            **READ_ERRORS,
+        },
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        external_id = _clean_path_id(external_id)
+        query = s.SimilarQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        values = query.validated_data
+        try:
+            results = selectors.item_similar(
+                external_id=external_id,
+                space=values["space"],
+                k=values["k"],
+                filters=_similarity_filters(values),
+            )
+        except selectors.NotEncoded as exc:
+            return Response(
+                {"detail": str(exc), "encoding": {"status": exc.status, "error": exc.error}},
+                status=status.HTTP_409_CONFLICT,
+            )
+        if results is None:
+            raise NotFound(f"No item with external_id {external_id!r}.")
+        out = {
+            "item_id": external_id,
+            "space": values["space"],
+            "results": s.neighbours_data(results, request),
+        }
+        return Response(out)
+
+
+class SearchView(APIView):
+    """Semantic search: the query text is encoded and matched in the text space (and the image
+    space when the configured encoder is joint, like CLIP)."""
+
+    @extend_schema(
+        operation_id="search",
+        parameters=[s.SearchQuerySerializer],
+        responses={200: s.SearchOutputSerializer, 400: ERROR, 503: ERROR, **READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        query = s.SearchQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        values = query.validated_data
+        try:
+            query_vectors = search_query_vectors(values["q"])
+        except EncoderUnavailable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        results = selectors.items_search(
+            query_vectors=query_vectors, k=values["k"], filters=_similarity_filters(values)
+        )
+        out = {
+            "q": values["q"],
+            "spaces": sorted(query_vectors),
+            "results": s.neighbours_data(results, request),
+        }
+        return Response(out)
 
 
 class CustomerCreateView(APIView):

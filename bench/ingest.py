@@ -17,24 +17,17 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import requests
+from _common import free_port, setup_django, start_gunicorn
 from tqdm import tqdm
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,23 +45,6 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def setup_django(args: argparse.Namespace) -> None:
-    if args.database_url:
-        os.environ["DATABASE_URL"] = args.database_url
-    else:
-        os.environ.pop("DATABASE_URL", None)
-        os.environ["SHOP_RECS_DATA_DIR"] = tempfile.mkdtemp(prefix="shop_recs_bench_")
-        os.environ["SHOP_RECS_EMBEDDED_CLEANUP"] = "delete"
-    os.environ.pop("CELERY_BROKER_URL", None)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "shop_recs.settings"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
 def make_events(rng: random.Random, n: int, args: argparse.Namespace, tag: str) -> list[dict]:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     kinds = ["view"] * 12 + ["click"] * 5 + ["cart"] * 2 + ["purchase"]
@@ -84,61 +60,17 @@ def make_events(rng: random.Random, n: int, args: argparse.Namespace, tag: str) 
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_gunicorn(port: int, workers: int, database_url: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SHOP_RECS_BENCH": "1",
-        "DJANGO_SETTINGS_MODULE": "shop_recs.settings",
-    }
-    env.pop("SHOP_RECS_EMBEDDED_CLEANUP", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "shop_recs.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--timeout",
-            "120",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/api/v1/items/?page_size=1", timeout=2).ok:
-                return proc
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("gunicorn did not become ready within 60 s; see its output above")
-
-
 def main() -> None:
     args = parse_args()
     if not 1 <= args.batch <= 1000:
         raise SystemExit("--batch must be between 1 and 1000 (the API's batch limit)")
-    setup_django(args)
+    setup_django(args.database_url)
     from django.contrib.auth import get_user_model
     from django.db import connection
     from rest_framework.authtoken.models import Token
 
     from catalog import services
     from catalog.models import Customer, Interaction, Item
-    from shop_recs.embedded_db import database_url
 
     rng = random.Random(args.seed)
     Item.objects.bulk_create(
@@ -169,7 +101,7 @@ def main() -> None:
     connection.close()
 
     port = free_port()
-    server = start_gunicorn(port, args.workers, database_url(connection.settings_dict))
+    server = start_gunicorn(port, args.workers)
     events = make_events(rng, args.events, args, "http")
     batches = [events[i : i + args.batch] for i in range(0, len(events), args.batch)]
     retried = set(rng.sample(range(len(batches)), int(len(batches) * args.retry_share)))

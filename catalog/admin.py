@@ -1,12 +1,23 @@
 from django.contrib import admin
+from django.db import models
 from django.utils.html import format_html
 
-from catalog.models import Customer, Interaction, Item, ItemImage, ItemStats
+from catalog import services
+from catalog.models import (
+    Customer,
+    Interaction,
+    Item,
+    ItemEmbedding,
+    ItemEncoding,
+    ItemImage,
+    ItemStats,
+)
 
 
 class ItemImageInline(admin.TabularInline):
     model = ItemImage
     extra = 0
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fields = ("preview", "file", "source_url", "position", "width", "height", "status", "error")
     readonly_fields = ("preview", "width", "height", "status", "error")
 
@@ -17,14 +28,58 @@ class ItemImageInline(admin.TabularInline):
         return obj.source_url or "-"
 
 
+class ItemEncodingInline(admin.StackedInline):
+    model = ItemEncoding
+    can_delete = False
+    extra = 0
+    fields = ("status", "error", "requested_at", "encoded_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ItemEmbeddingInline(admin.TabularInline):
+    model = ItemEmbedding
+    extra = 0
+    can_delete = False
+    fields = ("space", "dim", "encoder", "encoder_version", "content_hash", "updated_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
-    list_display = ("external_id", "title", "category", "brand", "price", "in_stock", "is_active")
-    list_filter = ("is_active", "in_stock", "category", "brand")
+    list_display = (
+        "external_id",
+        "title",
+        "category",
+        "brand",
+        "price",
+        "in_stock",
+        "is_active",
+        "encode_status",
+    )
+    list_filter = ("is_active", "in_stock", "encoding__status", "category", "brand")
     search_fields = ("external_id", "title", "description")
     readonly_fields = ("created_at", "updated_at")
-    inlines = [ItemImageInline]
+    inlines = [ItemImageInline, ItemEncodingInline, ItemEmbeddingInline]
     list_per_page = 50
+    list_select_related = ("encoding",)
+    actions = ["reencode"]
+
+    @admin.display(description="encoding", ordering="encoding__status")
+    def encode_status(self, obj: Item) -> str:
+        state = getattr(obj, "encoding", None)
+        return state.status if state else "pending"
+
+    @admin.action(description="Re-encode selected items", permissions=["change"])
+    def reencode(self, request, queryset) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        services.items_request_encoding(item_ids=ids)
+        self.message_user(request, f"{len(ids)} items queued for encoding.")
 
 
 @admin.register(Customer)

@@ -41,6 +41,24 @@ DEFAULTS: dict[str, Any] = {
     "MAX_IMAGE_PIXELS": 40_000_000,
     "IMAGE_FORMATS": ["JPEG", "PNG", "WEBP", "GIF"],
     "IMAGE_URL_SCHEMES": ["http", "https"],
+    # Encoders (dotted paths + keyword options). IMAGE_ENCODER None disables images; "joint"
+    # reuses a text encoder that reads images too (a CLIP model: one space for both).
+    "TEXT_ENCODER": "recsys.encoders.SentenceTransformerEncoder",
+    "TEXT_ENCODER_OPTIONS": {},
+    "IMAGE_ENCODER": "recsys.encoders.EfficientNetLite0Encoder",
+    "IMAGE_ENCODER_OPTIONS": {},
+    # Attributes that go into the item text (None: every scalar attribute).
+    "TEXT_ATTRIBUTE_KEYS": None,
+    # Share of the text space in the fused content space (the rest is the image space).
+    "CONTENT_TEXT_WEIGHT": 0.5,
+    "ENCODE_BATCH_SIZE": 32,
+    # Image download by URL (workers): timeout in seconds; networks exempt from the
+    # public-address rule (e.g. an internal CDN: ["10.1.2.0/24"]).
+    "IMAGE_FETCH_TIMEOUT": 10.0,
+    "IMAGE_FETCH_ALLOW_NETWORKS": [],
+    "SIMILAR_MAX_K": 100,
+    # Filtered similarity: candidate sets up to this size are ranked exactly (no index).
+    "EXACT_SCAN_MAX": 5000,
 }
 
 IMPORT_STRINGS: set[str] = set()

@@ -44,6 +44,7 @@ class ImportReport:
     customers: int = 0
     interactions_created: int = 0
     interactions_duplicate: int = 0
+    changed_item_ids: set[int] = field(default_factory=set)
     bad_rows: list[tuple[str, int, str]] = field(default_factory=list)
 
     def bad(self, file: str, line: int, reason: str) -> None:
@@ -173,10 +174,11 @@ def import_bundle(
 
     items: dict[str, Any] = {}
     for start in progress(range(0, len(rows), 1000), desc="items", unit="chunk"):
-        counts, chunk_items = services.items_upsert(rows=rows[start : start + 1000])
+        counts, chunk_items = services.items_upsert(rows=rows[start : start + 1000], announce=False)
         report.items_created += counts.created
         report.items_updated += counts.updated
         report.items_unchanged += counts.unchanged
+        report.changed_item_ids.update(counts.content_changed_ids)
         items.update(chunk_items)
 
     if with_images:
@@ -190,12 +192,15 @@ def import_bundle(
             before = item.images.count()
             try:
                 with path.open("rb") as fh:
-                    services.item_image_add_file(item=item, upload=fh, filename=path.name)
+                    services.item_image_add_file(
+                        item=item, upload=fh, filename=path.name, announce=False
+                    )
             except ValidationError as exc:
                 report.bad("items.csv", line, f"image {rel!r}: {'; '.join(exc.messages)}")
                 continue
             if item.images.count() > before:
                 report.images_added += 1
+                report.changed_item_ids.add(item.pk)
             else:
                 report.images_existing += 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from pgvector.django import VectorField
 
 
 class Item(models.Model):
@@ -153,3 +154,61 @@ class ItemStats(models.Model):
 
     def __str__(self) -> str:
         return f"stats of {self.item_id}"
+
+
+class Space(models.TextChoices):
+    """Embedding spaces. ``content`` fuses text and image; ``hybrid`` holds model item vectors."""
+
+    TEXT = "text", "text"
+    IMAGE = "image", "image"
+    CONTENT = "content", "content"
+    HYBRID = "hybrid", "hybrid"
+
+
+class ItemEmbedding(models.Model):
+    """One vector per item and space, with what it was computed from.
+
+    The column has no fixed dimension so encoders can be swapped; each (space, dim) pair gets a
+    partial HNSW index on ``vector::vector(dim)`` (see ``catalog.vectors``).
+    """
+
+    item = models.ForeignKey(Item, related_name="embeddings", on_delete=models.CASCADE)
+    space = models.CharField(max_length=16, choices=Space.choices)
+    dim = models.PositiveIntegerField()
+    vector = VectorField()
+    encoder = models.CharField(max_length=200)
+    encoder_version = models.CharField(max_length=300)
+    content_hash = models.CharField(max_length=64)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "space"], name="recs_embedding_item_space")
+        ]
+        indexes = [models.Index(fields=["space", "dim"], name="recs_embedding_space_dim")]
+
+    def __str__(self) -> str:
+        return f"{self.space} vector of {self.item_id}"
+
+
+class ItemEncoding(models.Model):
+    """Encode status of an item: what the admin and the API show, what workers pick up."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    item = models.OneToOneField(
+        Item, primary_key=True, related_name="encoding", on_delete=models.CASCADE
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    error = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    encoded_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.item_id}: {self.status}"

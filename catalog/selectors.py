@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.db.models import Prefetch, QuerySet
 
+from catalog import vectors
+from catalog.conf import recs_settings
 from catalog.filters import ItemFilter
-from catalog.models import Customer, Interaction, Item, ItemImage
+from catalog.models import (
+    Customer,
+    Interaction,
+    Item,
+    ItemEmbedding,
+    ItemEncoding,
+    ItemImage,
+    Space,
+)
+
+
+def _with_details(qs: QuerySet[Item]) -> QuerySet[Item]:
+    """Images, encode status and the list of encoded spaces, for item representations."""
+    return qs.select_related("encoding").prefetch_related(
+        Prefetch("images", queryset=ItemImage.objects.order_by("position", "id")),
+        Prefetch(
+            "embeddings",
+            queryset=ItemEmbedding.objects.only(
+                "item_id", "space", "dim", "encoder", "encoder_version", "updated_at"
+            ).order_by("space"),
+        ),
+    )
 
 
 def item_list(*, filters: dict[str, Any] | None = None) -> QuerySet[Item]:
-    qs = Item.objects.prefetch_related(
-        Prefetch("images", queryset=ItemImage.objects.order_by("position", "id"))
-    ).order_by("id")
+    qs = _with_details(Item.objects.all()).order_by("id")
     item_filter = ItemFilter(filters or {}, queryset=qs)
     if not item_filter.is_valid():
         raise ValidationError(dict(item_filter.errors))
@@ -22,13 +48,7 @@ def item_list(*, filters: dict[str, Any] | None = None) -> QuerySet[Item]:
 
 
 def item_get(*, external_id: str) -> Item | None:
-    return (
-        Item.objects.prefetch_related(
-            Prefetch("images", queryset=ItemImage.objects.order_by("position", "id"))
-        )
-        .filter(external_id=external_id)
-        .first()
-    )
+    return _with_details(Item.objects.filter(external_id=external_id)).first()
 
 
 def item_image_get(*, item: Item, image_id: int) -> ItemImage | None:
@@ -49,3 +69,243 @@ def interactions_of_customer(*, customer: Customer, limit: int = 50) -> QuerySet
 
 def interactions_of_item(*, item: Item, limit: int = 50) -> QuerySet[Interaction]:
     return Interaction.objects.filter(item=item).order_by("-occurred_at", "-id")[:limit]
+
+
+# --------------------------------------------------------------------------- similarity
+
+
+@dataclass(frozen=True)
+class SimilarFilters:
+    """Filters of similarity and recommendation queries. ``in_stock`` defaults to True: a shop
+    does not recommend what it cannot sell unless asked to."""
+
+    category: str | None = None
+    brand: str | None = None
+    in_stock: bool | None = True
+    price_min: Decimal | None = None
+    price_max: Decimal | None = None
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ItemCard:
+    """The compact item a recommendation widget shows (one query for all results)."""
+
+    id: int
+    external_id: str
+    title: str
+    category: str
+    brand: str
+    price: Decimal | None
+    in_stock: bool
+    image: str  # storage name of the first image file, or its source URL, or ""
+
+
+@dataclass
+class Neighbour:
+    item: ItemCard
+    score: float
+    similarity: dict[str, float] = field(default_factory=dict)
+
+
+class NotEncoded(Exception):
+    """The query item has no vector in the requested space (yet)."""
+
+    def __init__(self, external_id: str, space: str, status: str, error: str = "") -> None:
+        self.external_id, self.space, self.status, self.error = external_id, space, status, error
+        super().__init__(
+            f"Item {external_id!r} has no {space} vector yet (encoding status: {status})."
+        )
+
+
+def _dims(literal: str) -> int:
+    return literal.count(",") + 1
+
+
+def item_vectors(*, external_id: str) -> tuple[int, dict[str, str]] | None:
+    """The item's id and its vectors by space (pgvector text form, passed back to the database
+    as is), in one query; None for an unknown item."""
+    items = connection.ops.quote_name(Item._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT i.id, e.space, e.vector::text FROM {items} i "
+            f"LEFT JOIN {vectors.embedding_table()} e ON e.item_id = i.id "
+            "WHERE i.external_id = %s",
+            [external_id],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    return rows[0][0], {space: v for _, space, v in rows if space is not None}
+
+
+def _filter_sql(filters: SimilarFilters, exclude_ids: Iterable[int]) -> tuple[str, list[Any]]:
+    clauses, params = ["i.is_active"], []
+    if filters.category is not None:
+        clauses.append("i.category = %s")
+        params.append(filters.category)
+    if filters.brand is not None:
+        clauses.append("i.brand = %s")
+        params.append(filters.brand)
+    if filters.in_stock is not None:
+        clauses.append("i.in_stock = %s")
+        params.append(filters.in_stock)
+    if filters.price_min is not None:
+        clauses.append("i.price >= %s")
+        params.append(filters.price_min)
+    if filters.price_max is not None:
+        clauses.append("i.price <= %s")
+        params.append(filters.price_max)
+    if filters.exclude:
+        clauses.append("NOT (i.external_id = ANY(%s))")
+        params.append(list(filters.exclude))
+    excluded = sorted(set(exclude_ids))
+    if excluded:
+        clauses.append("NOT (e.item_id = ANY(%s))")
+        params.append(excluded)
+    return " AND ".join(clauses), params
+
+
+def vector_search(
+    *,
+    space: str,
+    query: str,
+    k: int,
+    filters: SimilarFilters,
+    exclude_item_ids: Iterable[int] = (),
+    explain: dict[str, str] | None = None,
+) -> list[Neighbour]:
+    """Nearest items to ``query`` (pgvector text form) in ``space`` by cosine similarity,
+    honouring the filters; with ``explain`` (space -> query vector) each result also carries
+    its similarity in those spaces, computed in the same statement.
+
+    Returns up to k results, and exactly k whenever k items match. pgvector 0.6's HNSW filters
+    after the index scan, so a selective filter can starve the result: the index is retried with
+    a larger ``hnsw.ef_search``, and the matching set is ranked exactly when it is small or the
+    index still comes back short. On pgvector >= 0.8 iterative index scans help in the server.
+    """
+    dim = _dims(query)
+    space = Space(space).value
+    table = vectors.embedding_table()
+    items = connection.ops.quote_name(Item._meta.db_table)
+    images = connection.ops.quote_name(ItemImage._meta.db_table)
+    where, params = _filter_sql(filters, exclude_item_ids)
+    expr = f"e.vector::vector({dim})"
+    explain = explain or {}
+    explain_sql, explain_params = "NULL", []
+    if explain:
+        values = ", ".join(["(%s, %s::vector)"] * len(explain))
+        explain_sql = (
+            f"(SELECT json_object_agg(x.space, 1 - (x.vector <=> q.v)) FROM {table} x "
+            f"JOIN (VALUES {values}) AS q(space, v) ON q.space = x.space "
+            "AND x.dim = vector_dims(q.v) WHERE x.item_id = e.item_id)"
+        )
+        for name, literal in sorted(explain.items()):
+            explain_params += [name, literal]
+    columns = (
+        f"e.item_id, i.external_id, i.title, i.category, i.brand, i.price, i.in_stock, "
+        f"(SELECT coalesce(nullif(im.file, ''), im.source_url) FROM {images} im "
+        "WHERE im.item_id = i.id AND im.status <> 'failed' ORDER BY im.position, im.id LIMIT 1)"
+        f" AS image, {explain_sql} AS sims"
+    )
+    base = (
+        f"FROM {table} e JOIN {items} i ON i.id = e.item_id "
+        f"WHERE e.space = '{space}' AND e.dim = {dim} AND {where}"
+    )
+    knn = (
+        f"SELECT {expr} <=> %s::vector({dim}) AS dist, {columns} {base} "
+        f"ORDER BY {expr} <=> %s::vector({dim}) LIMIT %s"
+    )
+    knn_params = [query, *explain_params, *params, query, k]
+    ef = max(40, 2 * k)
+    with connection.cursor() as cursor:
+        if dim <= vectors.HNSW_MAX_DIM and ef == 40 and vectors.pgvector_version() < (0, 8):
+            # Fast path: the server default ef_search (40) suffices; one statement, no
+            # transaction. Falls through to the careful path when the filter starves it.
+            cursor.execute(knn, knn_params)
+            rows = cursor.fetchall()
+            if len(rows) >= k:
+                return _neighbours(rows)
+        with transaction.atomic():
+            if dim <= vectors.HNSW_MAX_DIM:
+                if vectors.pgvector_version() >= (0, 8):
+                    cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                while True:
+                    cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+                    cursor.execute(knn, knn_params)
+                    rows = cursor.fetchall()
+                    if len(rows) >= k:
+                        return _neighbours(rows)
+                    cursor.execute(f"SELECT count(*) {base}", params)
+                    matching = cursor.fetchone()[0]
+                    if len(rows) >= matching:
+                        return _neighbours(rows)
+                    if matching <= int(recs_settings.EXACT_SCAN_MAX) or ef >= 1000:
+                        break
+                    ef = min(1000, ef * 4)
+            # Exact ranking of the matching set: the MATERIALIZED CTE keeps the planner off
+            # the index.
+            cursor.execute(
+                f"WITH cand AS MATERIALIZED (SELECT {expr} AS v, {columns} {base}) "
+                f"SELECT v <=> %s::vector({dim}) AS dist, item_id, external_id, title, category,"
+                " brand, price, in_stock, image, sims FROM cand ORDER BY dist LIMIT %s",
+                [*explain_params, *params, query, k],
+            )
+            return _neighbours(cursor.fetchall())
+
+
+def _neighbours(rows: Iterable[tuple[Any, ...]]) -> list[Neighbour]:
+    out = []
+    for dist, *card, image, sims in sorted(rows, key=lambda r: float(r[0])):
+        similarity = {name: round(float(v), 6) for name, v in (sims or {}).items()}
+        out.append(
+            Neighbour(
+                item=ItemCard(*card, image=image or ""),
+                score=round(1.0 - float(dist), 6),
+                similarity=similarity,
+            )
+        )
+    return out
+
+
+def item_similar(
+    *, external_id: str, space: str, k: int, filters: SimilarFilters | None = None
+) -> list[Neighbour] | None:
+    """Items most similar to the item ``external_id`` in ``space``, never the item itself, each
+    with its similarity in every space both items have (the explanation).
+
+    None when there is no such item; NotEncoded when it has no vector in that space yet.
+    """
+    found = item_vectors(external_id=external_id)
+    if found is None:
+        return None
+    item_id, query_vectors = found
+    if space not in query_vectors:
+        encoding = ItemEncoding.objects.filter(item_id=item_id).first()
+        status = encoding.status if encoding else ItemEncoding.Status.PENDING
+        raise NotEncoded(external_id, space, status, encoding.error if encoding else "")
+    return vector_search(
+        space=space,
+        query=query_vectors[space],
+        k=k,
+        filters=filters or SimilarFilters(),
+        exclude_item_ids=[item_id],
+        explain=query_vectors,
+    )
+
+
+def items_search(
+    *, query_vectors: dict[str, np.ndarray], k: int, filters: SimilarFilters | None = None
+) -> list[Neighbour]:
+    """Items nearest to encoded query vectors (one per space); several spaces are merged by
+    their best similarity."""
+    literals = {space: vectors.to_literal(vec) for space, vec in query_vectors.items()}
+    best: dict[int, Neighbour] = {}
+    for space, literal in literals.items():
+        found = vector_search(
+            space=space, query=literal, k=k, filters=filters or SimilarFilters(), explain=literals
+        )
+        for n in found:
+            if n.item.id not in best or n.score > best[n.item.id].score:
+                best[n.item.id] = n
+    return sorted(best.values(), key=lambda n: -n.score)[:k]

@@ -6,6 +6,7 @@ after the transaction commits, so nothing here knows about Celery or the API.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -15,7 +16,7 @@ from decimal import Decimal
 from typing import IO, Any, Literal
 
 from django.core.exceptions import ValidationError
-from django.core.files.base import File
+from django.core.files.base import ContentFile, File
 from django.db import connection, transaction
 from django.db.models import Max
 from django.dispatch import Signal
@@ -23,7 +24,16 @@ from django.utils import timezone
 
 from catalog import signals
 from catalog.conf import recs_settings
-from catalog.models import Customer, Event, Interaction, Item, ItemImage, ItemStats
+from catalog.models import (
+    Customer,
+    Event,
+    Interaction,
+    Item,
+    ItemEmbedding,
+    ItemEncoding,
+    ItemImage,
+    ItemStats,
+)
 from catalog.validation import check_json_value, inspect_image
 
 # Fields whose change alters what an encoder sees; price/stock changes do not re-encode.
@@ -33,6 +43,49 @@ ITEM_FIELDS = (*CONTENT_FIELDS, "price", "in_stock", "is_active")
 
 def _announce(signal: Signal, **kwargs: Any) -> None:
     transaction.on_commit(lambda: signal.send(sender=Item, **kwargs))
+
+
+def _content_changed(item_ids: list[int], *, announce: bool = True) -> None:
+    """Mark items pending for encoding (in this transaction) and announce it after commit.
+
+    Bulk loaders pass ``announce=False`` and encode (or announce) once at the end instead.
+    """
+    items_mark_pending(item_ids=item_ids)
+    if announce:
+        _announce(signals.item_content_changed, item_ids=item_ids)
+
+
+def items_request_encoding(*, item_ids: Sequence[int]) -> None:
+    """Ask for items to be (re-)encoded now, e.g. from the admin."""
+    with transaction.atomic():
+        ItemEmbedding.objects.filter(item_id__in=item_ids).exclude(space="hybrid").update(
+            content_hash=""  # forces a re-encode even when nothing changed
+        )
+        _content_changed(list(item_ids))
+
+
+def items_announce_changed(*, item_ids: Sequence[int]) -> None:
+    """Announce items whose content changed earlier without announcement (bulk loads)."""
+    if item_ids:
+        _announce(signals.item_content_changed, item_ids=list(item_ids))
+
+
+def items_mark_pending(*, item_ids: Iterable[int]) -> None:
+    """Record that these items wait for (re-)encoding; called in the transaction that changed
+    them, so the API shows ``pending`` from the moment the change is visible."""
+    ids = sorted(set(item_ids))
+    if not ids:
+        return
+    now = timezone.now()
+    ItemEncoding.objects.bulk_create(
+        [
+            ItemEncoding(item_id=i, status=ItemEncoding.Status.PENDING, requested_at=now)
+            for i in ids
+        ],
+        update_conflicts=True,
+        unique_fields=["item"],
+        update_fields=["status", "requested_at"],
+    )
 
 
 # --------------------------------------------------------------------------- items
@@ -68,7 +121,7 @@ def item_create(
             in_stock=in_stock,
             is_active=is_active,
         )
-        _announce(signals.item_content_changed, item_ids=[item.pk])
+        _content_changed([item.pk])
     return item
 
 
@@ -86,7 +139,7 @@ def item_update(*, item: Item, data: dict[str, Any]) -> Item:
             setattr(item, name, data[name])
         item.save(update_fields=[*changed, "updated_at"])
         if any(name in CONTENT_FIELDS for name in changed):
-            _announce(signals.item_content_changed, item_ids=[item.pk])
+            _content_changed([item.pk])
     return item
 
 
@@ -98,7 +151,12 @@ def item_delete(*, item: Item) -> None:
 
 
 def item_image_add_file(
-    *, item: Item, upload: IO[bytes], filename: str, position: int | None = None
+    *,
+    item: Item,
+    upload: IO[bytes],
+    filename: str,
+    position: int | None = None,
+    announce: bool = True,
 ) -> ItemImage:
     info = inspect_image(upload, field="file")
     existing = item.images.filter(checksum=info.checksum).first()
@@ -123,7 +181,7 @@ def item_image_add_file(
         image.file.save(name, File(upload, name=filename or name), save=False)
         image.save()
         item.save(update_fields=["updated_at"])
-        _announce(signals.item_content_changed, item_ids=[item.pk])
+        _content_changed([item.pk], announce=announce)
     return image
 
 
@@ -140,7 +198,54 @@ def item_image_add_url(*, item: Item, url: str, position: int | None = None) -> 
     with transaction.atomic():
         image = ItemImage.objects.create(item=item, source_url=url, position=position)
         item.save(update_fields=["updated_at"])
+        items_mark_pending(item_ids=[item.pk])
         _announce(signals.item_images_added, image_ids=[image.pk])
+    return image
+
+
+def item_image_fetch(*, image: ItemImage) -> ItemImage:
+    """Download an image registered by URL (SSRF-safe), validate it, store it as a file.
+
+    A refused or invalid download marks the image failed with the reason; the item keeps its
+    other images and is re-encoded either way.
+    """
+    from catalog.image_fetch import ImageFetchError, fetch_image
+
+    if image.file or not image.source_url:
+        return image
+    try:
+        fetched = fetch_image(
+            image.source_url,
+            max_bytes=recs_settings.MAX_IMAGE_BYTES,
+            timeout=float(recs_settings.IMAGE_FETCH_TIMEOUT),
+            allowed_schemes=tuple(recs_settings.IMAGE_URL_SCHEMES),
+            allow_networks=tuple(recs_settings.IMAGE_FETCH_ALLOW_NETWORKS),
+        )
+        info = inspect_image(io.BytesIO(fetched.data), field="url")
+    except ImageFetchError as exc:
+        return _image_failed(image, f"download refused or failed ({exc.reason}): {exc}")
+    except ValidationError as exc:
+        return _image_failed(image, "; ".join(exc.messages))
+    ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}.get(info.format, "img")
+    with transaction.atomic():
+        image.file.save(f"{info.checksum[:16]}.{ext}", ContentFile(fetched.data), save=False)
+        image.width, image.height = info.width, info.height
+        image.size_bytes, image.checksum = info.size_bytes, info.checksum
+        image.content_type, image.status, image.error = (
+            info.content_type,
+            ItemImage.Status.READY,
+            "",
+        )
+        image.save()
+        _content_changed([image.item_id])
+    return image
+
+
+def _image_failed(image: ItemImage, reason: str) -> ItemImage:
+    with transaction.atomic():
+        image.status, image.error = ItemImage.Status.FAILED, reason[:2000]
+        image.save(update_fields=["status", "error"])
+        _content_changed([image.item_id])
     return image
 
 
@@ -151,7 +256,7 @@ def item_image_delete(*, image: ItemImage) -> None:
             image.file.delete(save=False)
         image.delete()
         item.save(update_fields=["updated_at"])
-        _announce(signals.item_content_changed, item_ids=[item.pk])
+        _content_changed([item.pk])
 
 
 def _next_image_position(item: Item) -> int:
@@ -347,7 +452,7 @@ def _insert_keyed(objs: list[Interaction]) -> dict[str, int]:
         return {}
     table = connection.ops.quote_name(Interaction._meta.db_table)
     sql = (
-        f"INSERT INTO {table} (customer_id, session_id, item_id, event, value, occurred_at, "  # noqa: S608
+        f"INSERT INTO {table} (customer_id, session_id, item_id, event, value, occurred_at, "
         "idempotency_key, context, created_at) "
         "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[], "
         "%s::float8[], %s::timestamptz[], %s::text[], %s::jsonb[], %s::timestamptz[]) "
@@ -415,7 +520,7 @@ def item_stats_refresh(*, item_ids: Iterable[int] | None = None, chunk_size: int
             purchases = EXCLUDED.purchases, ratings = EXCLUDED.ratings, likes = EXCLUDED.likes,
             distinct_shoppers = EXCLUDED.distinct_shoppers, score = EXCLUDED.score,
             last_event_at = EXCLUDED.last_event_at, refreshed_at = EXCLUDED.refreshed_at
-    """  # noqa: S608
+    """
     written = 0
     with connection.cursor() as cursor:
         for start in range(0, len(ids), chunk_size):
@@ -440,9 +545,12 @@ class UpsertCounts:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    content_changed_ids: list[int] = field(default_factory=list)
 
 
-def items_upsert(*, rows: Sequence[dict[str, Any]]) -> tuple[UpsertCounts, dict[str, Item]]:
+def items_upsert(
+    *, rows: Sequence[dict[str, Any]], announce: bool = True
+) -> tuple[UpsertCounts, dict[str, Item]]:
     """Create or update items by ``external_id`` in bulk (imports, syncs). Rows are validated.
 
     Items whose content changed are announced once, after commit.
@@ -475,7 +583,8 @@ def items_upsert(*, rows: Sequence[dict[str, Any]]) -> tuple[UpsertCounts, dict[
             Item.objects.bulk_update(to_update, [*ITEM_FIELDS, "updated_at"], batch_size=1000)
         ids = [i.pk for i in (*to_create, *content_changed)]
         if ids:
-            _announce(signals.item_content_changed, item_ids=ids)
+            _content_changed(ids, announce=announce)
     counts.created, counts.updated = len(to_create), len(to_update)
+    counts.content_changed_ids = [i.pk for i in (*to_create, *content_changed)]
     items = {**existing, **{i.external_id: i for i in to_create}}
     return counts, items

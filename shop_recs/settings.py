@@ -10,6 +10,7 @@ Variables (all optional):
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -180,6 +181,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("SHOP_RECS_QUEUE", "shop_recs")
+# Redis: a task whose worker died unacknowledged is handed out again after visibility_timeout
+# (so it must exceed the longest task). JSON in SHOP_RECS_BROKER_TRANSPORT_OPTIONS overrides.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    **json.loads(os.environ.get("SHOP_RECS_BROKER_TRANSPORT_OPTIONS") or "{}"),
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
@@ -191,6 +198,18 @@ CELERY_BEAT_SCHEDULE = {
 
 SHOP_RECS = {
     "READ_REQUIRES_AUTH": env_bool("SHOP_RECS_READ_REQUIRES_AUTH", False),
+    "ENCODE_BATCH_SIZE": int(os.environ.get("SHOP_RECS_ENCODE_BATCH_SIZE") or 32),
+    # networks exempt from the image downloader's public-address rule (comma-separated CIDRs)
+    "IMAGE_FETCH_ALLOW_NETWORKS": [
+        n.strip()
+        for n in os.environ.get("SHOP_RECS_IMAGE_FETCH_ALLOW_NETWORKS", "").split(",")
+        if n.strip()
+    ],
+    # "N/second|minute|hour|day"; an empty value switches that throttle off (benchmarks).
+    "THROTTLE_RATES": {
+        "anon": os.environ.get("SHOP_RECS_THROTTLE_ANON", "600/minute") or None,
+        "user": os.environ.get("SHOP_RECS_THROTTLE_USER", "20000/minute") or None,
+    },
 }
 
 LOGGING = {

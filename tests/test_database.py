@@ -40,6 +40,7 @@ START = textwrap.dedent(
     import psycopg
     kw = dict(host=cfg["HOST"], port=cfg["PORT"], user="postgres", dbname="postgres")
     with psycopg.connect(**kw) as c:
+        c.execute("SELECT pg_advisory_xact_lock(42)")  # CREATE IF NOT EXISTS races otherwise
         c.execute("CREATE TABLE IF NOT EXISTS t (x int)")
         c.execute("INSERT INTO t VALUES (1)")
         n = c.execute("SELECT count(*) FROM t").fetchone()[0]

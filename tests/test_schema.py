@@ -35,7 +35,14 @@ def api_schema(live_server):
 
 @pytest.fixture
 def seeded(transactional_db) -> str:
-    """Some data for the generated requests to find, and a token with every permission."""
+    """Some data for the generated requests to find, and a token with every permission.
+
+    The encoders load first: with no broker, a created item is encoded inside its request, and
+    the first model load (~10 s) would otherwise look like a hung server.
+    """
+    from catalog.encoding import warm_up
+
+    warm_up()
     Item.objects.create(external_id="sku-1", title="Shirt", category="Shirts", price=10)
     Customer.objects.create(external_id="c1")
     user = get_user_model().objects.create_superuser("fuzz", "f@example.com", "pw-123456")

@@ -1,4 +1,7 @@
-"""Celery tasks: thin, take ids, call one catalog service, retry transient failures."""
+"""Celery tasks: thin, take ids, call one catalog service, retry transient failures.
+
+All are idempotent (safe to run twice: acks_late redelivers a task whose worker died).
+"""
 
 from __future__ import annotations
 
@@ -8,35 +11,54 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from catalog import services
+from catalog.models import ItemImage
 
 logger = logging.getLogger(__name__)
 
 TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+RETRY = {
+    "acks_late": True,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
-)
+@shared_task(**RETRY)
 def refresh_item_stats(item_ids: list[int]) -> int:
-    """Recompute popularity statistics of these items (idempotent)."""
+    """Recompute popularity statistics of these items."""
     return services.item_stats_refresh(item_ids=[int(i) for i in item_ids])
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
-)
+@shared_task(**RETRY)
 def refresh_all_item_stats() -> int:
     """Periodic full refresh (celery beat), repairing anything a lost task left stale."""
     written = services.item_stats_refresh()
     logger.info("refreshed stats of %d items", written)
     return written
+
+
+@shared_task(**RETRY)
+def encode_items(item_ids: list[int], force: bool = False) -> dict[str, int]:
+    """Encode items (text, images, content vectors); unchanged items are skipped."""
+    from catalog.encoding import items_encode
+
+    report = items_encode(item_ids=[int(i) for i in item_ids], force=force)
+    logger.info("encode_items: %s", report.summary())
+    return {"encoded": report.encoded, "skipped": report.skipped, "failed": report.failed}
+
+
+@shared_task(**RETRY)
+def encode_item(item_id: int) -> dict[str, int]:
+    return encode_items([item_id])
+
+
+@shared_task(**RETRY)
+def fetch_item_image(image_id: int) -> str:
+    """Download an image registered by URL; its item is re-encoded afterwards."""
+    image = ItemImage.objects.filter(pk=image_id).first()
+    if image is None:
+        return "gone"
+    return services.item_image_fetch(image=image).status

@@ -6,9 +6,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from catalog import services
 from catalog.importer import BundleError, import_bundle
 
 
@@ -19,6 +21,11 @@ class Command(BaseCommand):
         parser.add_argument("directory", type=Path)
         parser.add_argument("--no-images", action="store_true", help="skip image files")
         parser.add_argument("--no-interactions", action="store_true", help="skip interactions.csv")
+        parser.add_argument(
+            "--defer-encoding",
+            action="store_true",
+            help="leave encoding to the Celery workers (default: encode here, with a progress bar)",
+        )
         parser.add_argument(
             "--show-bad", type=int, default=20, help="how many bad rows to list (default 20)"
         )
@@ -45,3 +52,16 @@ class Command(BaseCommand):
             self.stderr.write(f"  ... and {len(report.bad_rows) - options['show_bad']} more")
         elapsed = time.monotonic() - started
         self.stdout.write(f"Imported {options['directory']} in {elapsed:.1f}s — {report.summary()}")
+        if options["defer_encoding"]:
+            services.items_announce_changed(item_ids=sorted(report.changed_item_ids))
+            self.stdout.write(
+                f"{len(report.changed_item_ids)} items queued for encoding by the workers."
+            )
+        else:
+            call_command(
+                "recs_encode",
+                "--stale",
+                verbosity=options["verbosity"],
+                stdout=self.stdout._out,
+                stderr=self.stderr._out,
+            )

@@ -1,0 +1,114 @@
+"""Images registered by URL: downloaded through the SSRF-safe fetcher and validated like
+uploads; anything refused or invalid marks that image failed with the reason."""
+
+from __future__ import annotations
+
+import http.server
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+
+import pytest
+
+from catalog import services
+from catalog.models import Item, ItemEncoding
+from tests.conftest import image_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    )
+
+
+BODIES = {
+    "/ok.png": ("image/png", image_bytes((40, 20))),
+    "/truncated.png": ("image/png", image_bytes((40, 20))[:50]),
+    "/empty.png": ("image/png", b""),
+    "/bomb.png": ("image/png", bomb_png()),
+    "/fake.jpg": ("image/jpeg", b"GIF89a not really"),
+    "/page.html": ("text/html", b"<html></html>"),
+}
+
+
+@pytest.fixture
+def server(settings) -> Iterator[str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            content_type, body = BODIES.get(self.path, ("text/plain", b""))
+            self.send_response(200 if self.path in BODIES else 404)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    settings.SHOP_RECS = {**settings.SHOP_RECS, "IMAGE_FETCH_ALLOW_NETWORKS": ["127.0.0.1/32"]}
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def fetch(url: str):
+    item, _ = Item.objects.get_or_create(external_id="sku-1", defaults={"title": "Shirt"})
+    image = services.item_image_add_url(item=item, url=url)
+    return services.item_image_fetch(image=image)
+
+
+def test_a_good_image_is_downloaded_and_stored(server) -> None:
+    image = fetch(f"{server}/ok.png")
+    assert image.status == "ready" and (image.width, image.height) == (40, 20)
+    assert image.file and image.checksum and image.content_type == "image/png"
+    assert ItemEncoding.objects.get(item=image.item).status == "pending"  # re-encode queued
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/truncated.png", "corrupt or truncated"),
+        ("/empty.png", "empty"),
+        ("/bomb.png", "too large"),
+        ("/fake.jpg", "Not a valid image"),
+        ("/page.html", "content_type"),
+        ("/missing.png", "http_status"),
+    ],
+)
+def test_bad_downloads_fail_with_a_reason(server, path, reason) -> None:
+    image = fetch(f"{server}{path}")
+    assert image.status == "failed" and reason in image.error, image.error
+    assert not image.file
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/x.png",  # loopback (not allowed by default)
+        "http://localhost/x.png",
+        "http://[::1]/x.png",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.1/x.png",
+    ],
+)
+def test_ssrf_targets_are_refused(url) -> None:
+    image = fetch(url)
+    assert image.status == "failed" and "blocked_address" in image.error, image.error
+
+
+def test_other_schemes_never_get_stored() -> None:
+    item = Item.objects.create(external_id="sku-2", title="Bag")
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="scheme"):
+        services.item_image_add_url(item=item, url="file:///etc/passwd")
