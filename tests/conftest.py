@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from collections.abc import Callable
 
 import pytest
@@ -49,6 +51,19 @@ def image_bytes(size: tuple[int, int] = (32, 24), fmt: str = "PNG", color: int =
     buf = io.BytesIO()
     Image.new("RGB", size, (color, 40, 200)).save(buf, format=fmt)
     return buf.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims a huge size and holds no pixels: a decompression bomb's head."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    )
 
 
 @pytest.fixture(autouse=True)

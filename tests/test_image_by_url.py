@@ -4,37 +4,23 @@ uploads; anything refused or invalid marks that image failed with the reason."""
 from __future__ import annotations
 
 import http.server
-import struct
 import threading
-import zlib
 from collections.abc import Iterator
 
 import pytest
 
 from catalog import services
 from catalog.models import Item, ItemEncoding
-from tests.conftest import image_bytes
+from tests.conftest import image_bytes, png_header_only
 
 pytestmark = pytest.mark.django_db
-
-
-def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + struct.pack(">I", len(ihdr))
-        + chunk
-        + struct.pack(">I", zlib.crc32(chunk))
-        + b"\x00\x00\x00\x00IEND\xaeB`\x82"
-    )
 
 
 BODIES = {
     "/ok.png": ("image/png", image_bytes((40, 20))),
     "/truncated.png": ("image/png", image_bytes((40, 20))[:50]),
     "/empty.png": ("image/png", b""),
-    "/bomb.png": ("image/png", bomb_png()),
+    "/bomb.png": ("image/png", png_header_only(30000, 30000)),
     "/fake.jpg": ("image/jpeg", b"GIF89a not really"),
     "/page.html": ("text/html", b"<html></html>"),
 }

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from catalog.models import Item, ItemImage
-from tests.conftest import image_bytes
+from tests.conftest import image_bytes, png_header_only
 
 pytestmark = pytest.mark.django_db
 
@@ -57,26 +55,13 @@ def test_delete_image(api, item) -> None:
     assert not ItemImage.objects.exists()
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims a huge size: a decompression bomb's first bytes."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + struct.pack(">I", len(ihdr))
-        + chunk
-        + struct.pack(">I", zlib.crc32(chunk))
-        + b"\x00\x00\x00\x00IEND\xaeB`\x82"
-    )
-
-
 @pytest.mark.parametrize(
     ("data", "message"),
     [
         (b"this is not an image", "Not a valid image"),
         (b"", "empty"),
         (image_bytes()[:60], "corrupt"),
-        (_png_header_only(20000, 20000), "too large"),
+        (png_header_only(20000, 20000), "too large"),
     ],
 )
 def test_bad_files_are_400(api, item, data, message) -> None:
