@@ -61,11 +61,15 @@ def bare(bundle: Path, batch: int) -> tuple[int, float]:
 
 
 def pipeline(bundle: Path) -> tuple[int, float, str]:
+    from django.db import connection
+
     from catalog.encoding import items_encode
     from catalog.importer import import_bundle
-    from catalog.models import Item
+    from catalog.models import Item, ItemEmbedding
 
     Item.objects.all().delete()
+    with connection.cursor() as cursor:  # start every bundle on clean indexes
+        cursor.execute(f"VACUUM {ItemEmbedding._meta.db_table}")
     import_bundle(bundle, with_interactions=False)
     ids = list(Item.objects.order_by("pk").values_list("pk", flat=True))
     with tqdm(total=len(ids), desc="pipeline", unit="item", leave=False) as bar:
