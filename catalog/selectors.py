@@ -141,21 +141,16 @@ def item_vectors(*, external_id: str) -> tuple[int, dict[str, str]] | None:
 
 def _filter_sql(filters: SimilarFilters, exclude_ids: Iterable[int]) -> tuple[str, list[Any]]:
     clauses, params = ["i.is_active"], []
-    if filters.category is not None:
-        clauses.append("i.category = %s")
-        params.append(filters.category)
-    if filters.brand is not None:
-        clauses.append("i.brand = %s")
-        params.append(filters.brand)
-    if filters.in_stock is not None:
-        clauses.append("i.in_stock = %s")
-        params.append(filters.in_stock)
-    if filters.price_min is not None:
-        clauses.append("i.price >= %s")
-        params.append(filters.price_min)
-    if filters.price_max is not None:
-        clauses.append("i.price <= %s")
-        params.append(filters.price_max)
+    for clause, value in (
+        ("i.category = %s", filters.category),
+        ("i.brand = %s", filters.brand),
+        ("i.in_stock = %s", filters.in_stock),
+        ("i.price >= %s", filters.price_min),
+        ("i.price <= %s", filters.price_max),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
     if filters.exclude:
         clauses.append("NOT (i.external_id = ANY(%s))")
         params.append(list(filters.exclude))
