@@ -203,11 +203,19 @@ def item_image_add_url(*, item: Item, url: str, position: int | None = None) -> 
     return image
 
 
-def item_image_fetch(*, image: ItemImage) -> ItemImage:
+class ImageFetchRetry(ConnectionError):
+    """A download failed for a reason that may pass (timeout, connection): try again later."""
+
+
+TRANSIENT_FETCH_REASONS = frozenset({"timeout", "connection"})
+
+
+def item_image_fetch(*, image: ItemImage, retry_transient: bool = False) -> ItemImage:
     """Download an image registered by URL (SSRF-safe), validate it, store it as a file.
 
     A refused or invalid download marks the image failed with the reason; the item keeps its
-    other images and is re-encoded either way.
+    other images and is re-encoded either way. With ``retry_transient`` a timeout or connection
+    failure raises ImageFetchRetry instead, so the caller (a task) can try again later.
     """
     from catalog.image_fetch import ImageFetchError, fetch_image
 
@@ -223,6 +231,8 @@ def item_image_fetch(*, image: ItemImage) -> ItemImage:
         )
         info = inspect_image(io.BytesIO(fetched.data), field="url")
     except ImageFetchError as exc:
+        if retry_transient and exc.reason in TRANSIENT_FETCH_REASONS:
+            raise ImageFetchRetry(str(exc)) from exc
         return _image_failed(image, f"download refused or failed ({exc.reason}): {exc}")
     except ValidationError as exc:
         return _image_failed(image, "; ".join(exc.messages))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,7 @@ from tests.conftest import image_bytes, png_header_only
 pytestmark = pytest.mark.django_db
 
 
+SLOW_HITS = {"count": 0}
 BODIES = {
     "/ok.png": ("image/png", image_bytes((40, 20))),
     "/truncated.png": ("image/png", image_bytes((40, 20))[:50]),
@@ -30,6 +32,10 @@ BODIES = {
 def server(settings) -> Iterator[str]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/slow.png":
+                SLOW_HITS["count"] += 1
+                time.sleep(1.0)  # longer than the test's fetch timeout
+                return
             content_type, body = BODIES.get(self.path, ("text/plain", b""))
             self.send_response(200 if self.path in BODIES else 404)
             self.send_header("Content-Type", content_type)
@@ -98,3 +104,17 @@ def test_other_schemes_never_get_stored() -> None:
 
     with pytest.raises(ValidationError, match="scheme"):
         services.item_image_add_url(item=item, url="file:///etc/passwd")
+
+
+def test_a_timeout_is_retried_then_recorded(server, settings) -> None:
+    """In-process (eager) Celery runs the retries at once: 1 try + 3 retries, then failed."""
+    from catalog.models import ItemImage
+    from workers.tasks import FETCH_RETRIES, fetch_item_image
+
+    settings.SHOP_RECS = {**settings.SHOP_RECS, "IMAGE_FETCH_TIMEOUT": 0.3}
+    item = Item.objects.create(external_id="slow", title="Slow")
+    image = services.item_image_add_url(item=item, url=f"{server}/slow.png")
+    fetch_item_image.delay(image.pk)
+    image = ItemImage.objects.get(pk=image.pk)
+    assert image.status == "failed" and "timeout" in image.error
+    assert SLOW_HITS["count"] == FETCH_RETRIES + 1

@@ -15,6 +15,7 @@ from catalog.models import ItemImage
 
 logger = logging.getLogger(__name__)
 
+# ConnectionError covers services.ImageFetchRetry (a download timeout or refused connection)
 TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 RETRY = {
     "acks_late": True,
@@ -55,10 +56,15 @@ def encode_item(item_id: int) -> dict[str, int]:
     return encode_items([item_id])
 
 
-@shared_task(**RETRY)
+FETCH_RETRIES = 3
+
+
+@shared_task(**{**RETRY, "max_retries": FETCH_RETRIES})
 def fetch_item_image(image_id: int) -> str:
-    """Download an image registered by URL; its item is re-encoded afterwards."""
+    """Download an image registered by URL; its item is re-encoded afterwards. A timeout or a
+    refused connection is retried with backoff; the last attempt records the failure."""
     image = ItemImage.objects.filter(pk=image_id).first()
     if image is None:
         return "gone"
-    return services.item_image_fetch(image=image).status
+    last_try = fetch_item_image.request.retries >= FETCH_RETRIES
+    return services.item_image_fetch(image=image, retry_transient=not last_try).status
