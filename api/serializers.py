@@ -292,14 +292,17 @@ class ItemCardSerializer(serializers.Serializer):
     image = serializers.SerializerMethodField()
 
     def get_image(self, card: Any) -> str | None:
-        """Absolute URL of the first image (a stored file or its source URL)."""
-        if not card.image:
-            return None
-        if "://" in card.image:
-            return card.image
-        url = default_storage.url(card.image)
-        request = self.context.get("request")
-        return request.build_absolute_uri(url) if request else url
+        return card_image_url(card.image, self.context.get("request"))
+
+
+def card_image_url(image: str, request: Any) -> str | None:
+    """Absolute URL of an item card's first image (a stored file, or its source URL)."""
+    if not image:
+        return None
+    if "://" in image:
+        return image
+    url = default_storage.url(image)
+    return request.build_absolute_uri(url) if request is not None else url
 
 
 class NeighbourSerializer(serializers.Serializer):
@@ -313,15 +316,9 @@ class NeighbourSerializer(serializers.Serializer):
 def neighbours_data(results: list[Any], request: Any) -> list[dict[str, Any]]:
     """What NeighbourSerializer(many=True) renders, built directly: this is the hot path of
     every widget, and DRF's per-field machinery costs more than the query behind it."""
-    media = default_storage.url("")
     out = []
     for n in results:
         card = n.item
-        image = None
-        if card.image:
-            image = card.image if "://" in card.image else media + card.image
-            if request is not None and "://" not in image:
-                image = request.build_absolute_uri(image)
         out.append(
             {
                 "item": {
@@ -331,7 +328,7 @@ def neighbours_data(results: list[Any], request: Any) -> list[dict[str, Any]]:
                     "brand": card.brand,
                     "price": float(card.price) if card.price is not None else None,
                     "in_stock": card.in_stock,
-                    "image": image,
+                    "image": card_image_url(card.image, request),
                 },
                 "score": n.score,
                 "similarity": n.similarity,

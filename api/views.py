@@ -26,7 +26,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import serializers as s
-from api.exceptions import Conflict
 from api.parsers import LimitedJSONParser
 from catalog import selectors, services
 from catalog.conf import recs_settings
@@ -92,10 +91,6 @@ class ItemListCreateView(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         data = s.ItemCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if selectors.item_get(external_id=data.validated_data["external_id"]) is not None:
-            raise Conflict(
-                f"An item with external_id {data.validated_data['external_id']!r} exists."
-            )
         item = services.item_create(**data.validated_data)
         item = selectors.item_get(external_id=item.external_id)
         out = s.ItemOutputSerializer(item, context={"request": request})
@@ -320,9 +315,6 @@ class CustomerCreateView(APIView):
     def post(self, request: Request) -> Response:
         data = s.CustomerInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        external_id = data.validated_data["external_id"]
-        if selectors.customer_get(external_id=external_id) is not None:
-            raise Conflict(f"A customer with external_id {external_id!r} exists.")
         customer = services.customer_create(**data.validated_data)
         return Response(s.CustomerOutputSerializer(customer).data, status=status.HTTP_201_CREATED)
 

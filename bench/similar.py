@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import io
 import json
 import os
 import threading
@@ -88,7 +87,6 @@ def load(n: int, dim: int, rng: np.random.Generator) -> None:
                 )
         cur.execute(f"SELECT id, external_id FROM {items_table}")
         ids = {ext: pk for pk, ext in cur.fetchall()}
-        buf = io.StringIO()
         with cur.copy(
             f"COPY {emb_table} (item_id, space, dim, vector, encoder, encoder_version,"
             " content_hash, updated_at) FROM STDIN"
@@ -106,7 +104,6 @@ def load(n: int, dim: int, rng: np.random.Generator) -> None:
                         "2026-01-01",
                     )
                 )
-        del buf
     raw.commit()
     t0 = time.perf_counter()
     with connection.cursor() as cur:

@@ -17,7 +17,6 @@ from catalog.conf import recs_settings
 from catalog.filters import ItemFilter
 from catalog.models import (
     Customer,
-    Interaction,
     Item,
     ItemEmbedding,
     ItemEncoding,
@@ -57,18 +56,6 @@ def item_image_get(*, item: Item, image_id: int) -> ItemImage | None:
 
 def customer_get(*, external_id: str) -> Customer | None:
     return Customer.objects.filter(external_id=external_id).first()
-
-
-def interactions_of_customer(*, customer: Customer, limit: int = 50) -> QuerySet[Interaction]:
-    return (
-        Interaction.objects.filter(customer=customer)
-        .select_related("item")
-        .order_by("-occurred_at", "-id")[:limit]
-    )
-
-
-def interactions_of_item(*, item: Item, limit: int = 50) -> QuerySet[Interaction]:
-    return Interaction.objects.filter(item=item).order_by("-occurred_at", "-id")[:limit]
 
 
 # --------------------------------------------------------------------------- similarity

@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,7 +18,7 @@ from typing import IO, Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile, File
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.dispatch import Signal
 from django.utils import timezone
@@ -37,6 +38,7 @@ from catalog.models import (
 from catalog.validation import check_json_value, inspect_image
 
 # Fields whose change alters what an encoder sees; price/stock changes do not re-encode.
+IMAGE_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
 CONTENT_FIELDS = ("title", "description", "category", "brand", "attributes")
 ITEM_FIELDS = (*CONTENT_FIELDS, "price", "in_stock", "is_active")
 
@@ -88,6 +90,19 @@ def items_mark_pending(*, item_ids: Iterable[int]) -> None:
     )
 
 
+class AlreadyExists(Exception):
+    """An item or customer with this external id exists already (the API answers 409)."""
+
+
+@contextmanager
+def _unique(kind: str, external_id: str) -> Iterator[None]:
+    # The unique constraint decides, so two concurrent creates cannot both succeed.
+    try:
+        yield
+    except IntegrityError as exc:
+        raise AlreadyExists(f"{kind} with external_id {external_id!r} exists.") from exc
+
+
 # --------------------------------------------------------------------------- items
 
 
@@ -105,11 +120,7 @@ def item_create(
 ) -> Item:
     attributes = attributes or {}
     check_json_value(attributes, field="attributes")
-    if Item.objects.filter(external_id=external_id).exists():
-        raise ValidationError(
-            {"external_id": [f"An item with external_id {external_id!r} exists."]}
-        )
-    with transaction.atomic():
+    with _unique("An item", external_id), transaction.atomic():
         item = Item.objects.create(
             external_id=external_id,
             title=title,
@@ -165,7 +176,7 @@ def item_image_add_file(
         return existing
     if position is None:
         position = _next_image_position(item)
-    ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}.get(info.format, "img")
+    ext = IMAGE_EXTENSIONS.get(info.format, "img")
     name = f"{info.checksum[:16]}.{ext}"
     with transaction.atomic():
         image = ItemImage(
@@ -236,7 +247,7 @@ def item_image_fetch(*, image: ItemImage, retry_transient: bool = False) -> Item
         return _image_failed(image, f"download refused or failed ({exc.reason}): {exc}")
     except ValidationError as exc:
         return _image_failed(image, "; ".join(exc.messages))
-    ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}.get(info.format, "img")
+    ext = IMAGE_EXTENSIONS.get(info.format, "img")
     with transaction.atomic():
         image.file.save(f"{info.checksum[:16]}.{ext}", ContentFile(fetched.data), save=False)
         image.width, image.height = info.width, info.height
@@ -282,11 +293,8 @@ def customer_create(
 ) -> Customer:
     attributes = attributes or {}
     check_json_value(attributes, field="attributes")
-    if Customer.objects.filter(external_id=external_id).exists():
-        raise ValidationError(
-            {"external_id": [f"A customer with external_id {external_id!r} exists."]}
-        )
-    return Customer.objects.create(external_id=external_id, attributes=attributes, user=user)
+    with _unique("A customer", external_id), transaction.atomic():
+        return Customer.objects.create(external_id=external_id, attributes=attributes, user=user)
 
 
 # --------------------------------------------------------------------------- interactions
