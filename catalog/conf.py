@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     # Share of the text space in the fused content space (the rest is the image space).
     "CONTENT_TEXT_WEIGHT": 0.5,
     "ENCODE_BATCH_SIZE": 32,
+    # Encoding at least this many items (and half the catalogue) at once builds the HNSW
+    # indexes after the load instead of row by row; 0 switches that off.
+    "ENCODE_BULK_MIN": 500,
     # Image download by URL (workers): timeout in seconds; networks exempt from the
     # public-address rule (e.g. an internal CDN: ["10.1.2.0/24"]).
     "IMAGE_FETCH_TIMEOUT": 10.0,

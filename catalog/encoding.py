@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -26,7 +27,7 @@ from PIL import Image, UnidentifiedImageError
 
 from catalog.conf import recs_settings
 from catalog.models import Item, ItemEmbedding, ItemEncoding, ItemImage, Space
-from catalog.vectors import ensure_index
+from catalog.vectors import ensure_index, indexes_deferred
 from recsys.encoders import (
     RECIPE_VERSION,
     content_version,
@@ -135,17 +136,28 @@ def items_encode(
     force: bool = False,
     batch_size: int | None = None,
     progress: Callable[[int], Any] | None = None,
+    bulk: bool | None = None,
 ) -> EncodeReport:
-    """Encode items in batches; each batch commits on its own, so a crash loses at most one."""
+    """Encode items in batches; each batch commits on its own, so a crash loses at most one.
+
+    ``bulk`` (default: when at least ``ENCODE_BULK_MIN`` items and half the catalogue are
+    encoded at once, e.g. ``recs_encode --all`` or a first import) builds the content spaces'
+    HNSW indexes once at the end instead of maintaining them for every row.
+    """
     batch_size = batch_size or int(recs_settings.ENCODE_BATCH_SIZE)
     report = EncodeReport()
     started = time.perf_counter()
     ids = list(dict.fromkeys(int(i) for i in item_ids))
-    for start in range(0, len(ids), batch_size):
-        chunk = ids[start : start + batch_size]
-        report.add(_encode_batch(chunk, force=force))
-        if progress is not None:
-            progress(len(chunk))
+    if bulk is None:
+        minimum = int(recs_settings.ENCODE_BULK_MIN)
+        bulk = 0 < minimum <= len(ids) and 2 * len(ids) >= Item.objects.count()
+    deferred = indexes_deferred([Space.TEXT, Space.IMAGE, Space.CONTENT]) if bulk else nullcontext()
+    with deferred:
+        for start in range(0, len(ids), batch_size):
+            chunk = ids[start : start + batch_size]
+            report.add(_encode_batch(chunk, force=force))
+            if progress is not None:
+                progress(len(chunk))
     report.seconds = time.perf_counter() - started
     return report
 

@@ -109,13 +109,22 @@ def _dims(literal: str) -> int:
     return literal.count(",") + 1
 
 
-def item_vectors(*, external_id: str) -> tuple[int, dict[str, str]] | None:
-    """The item's id and its vectors by space (pgvector text form, passed back to the database
-    as is), in one query; None for an unknown item."""
+@dataclass(frozen=True)
+class StoredVector:
+    """A query vector that is already in the database (an item's own vector in a space): the
+    statement reads it there instead of shipping kilobytes of text both ways."""
+
+    item_id: int
+    dim: int
+
+
+def item_spaces(*, external_id: str) -> tuple[int, dict[str, int]] | None:
+    """The item's id and the dimension of each space it has a vector in (no vectors are
+    transferred); None for an unknown item."""
     items = connection.ops.quote_name(Item._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT i.id, e.space, e.vector::text FROM {items} i "
+            f"SELECT i.id, e.space, e.dim FROM {items} i "
             f"LEFT JOIN {vectors.embedding_table()} e ON e.item_id = i.id "
             "WHERE i.external_id = %s",
             [external_id],
@@ -123,7 +132,7 @@ def item_vectors(*, external_id: str) -> tuple[int, dict[str, str]] | None:
         rows = cursor.fetchall()
     if not rows:
         return None
-    return rows[0][0], {space: v for _, space, v in rows if space is not None}
+    return rows[0][0], {space: dim for _, space, dim in rows if space is not None}
 
 
 def _filter_sql(filters: SimilarFilters, exclude_ids: Iterable[int]) -> tuple[str, list[Any]]:
@@ -148,42 +157,68 @@ def _filter_sql(filters: SimilarFilters, exclude_ids: Iterable[int]) -> tuple[st
     return " AND ".join(clauses), params
 
 
+def _explain_sql(table: str, explain: dict[str, str] | int | None) -> tuple[str, list[Any]]:
+    """Per-space similarity of each result to the query: against query vectors given as
+    literals (space -> vector), or against every vector of the stored item ``explain``."""
+    similarity = "1 - (x.vector <=> q.v)"
+    if isinstance(explain, int):
+        return (
+            f"(SELECT json_object_agg(x.space, {similarity.replace('q.v', 'q.vector')}) "
+            f"FROM {table} x JOIN {table} q ON q.item_id = %s AND q.space = x.space "
+            "AND q.dim = x.dim WHERE x.item_id = e.item_id)",
+            [explain],
+        )
+    if not explain:
+        return "NULL", []
+    values = ", ".join(["(%s, %s::vector)"] * len(explain))
+    params: list[Any] = []
+    for name, literal in sorted(explain.items()):
+        params += [name, literal]
+    return (
+        f"(SELECT json_object_agg(x.space, {similarity}) FROM {table} x "
+        f"JOIN (VALUES {values}) AS q(space, v) ON q.space = x.space "
+        "AND x.dim = vector_dims(q.v) WHERE x.item_id = e.item_id)",
+        params,
+    )
+
+
 def vector_search(
     *,
     space: str,
-    query: str,
+    query: str | StoredVector,
     k: int,
     filters: SimilarFilters,
     exclude_item_ids: Iterable[int] = (),
-    explain: dict[str, str] | None = None,
+    explain: dict[str, str] | int | None = None,
 ) -> list[Neighbour]:
-    """Nearest items to ``query`` (pgvector text form) in ``space`` by cosine similarity,
-    honouring the filters; with ``explain`` (space -> query vector) each result also carries
-    its similarity in those spaces, computed in the same statement.
+    """Nearest items to ``query`` in ``space`` by the space's metric (cosine, or inner product
+    for model vectors), honouring the filters. ``query`` is a vector in pgvector text form or a
+    :class:`StoredVector`. ``explain`` (space -> query literal, or a stored item's id) adds each
+    result's similarity in those spaces, computed in the same statement.
 
     Returns up to k results, and exactly k whenever k items match. pgvector 0.6's HNSW filters
     after the index scan, so a selective filter can starve the result: the index is retried with
     a larger ``hnsw.ef_search``, and the matching set is ranked exactly when it is small or the
     index still comes back short. On pgvector >= 0.8 iterative index scans help in the server.
     """
-    dim = _dims(query)
     space = Space(space).value
     table = vectors.embedding_table()
+    if isinstance(query, StoredVector):
+        dim = int(query.dim)
+        q_sql = (
+            f"(SELECT vector FROM {table} WHERE item_id = %s AND space = '{space}' "
+            f"AND dim = {dim})::vector({dim})"
+        )
+        q_params: list[Any] = [query.item_id]
+    else:
+        dim = _dims(query)
+        q_sql, q_params = f"%s::vector({dim})", [query]
+    op = vectors.distance_operator(space)
     items = connection.ops.quote_name(Item._meta.db_table)
     images = connection.ops.quote_name(ItemImage._meta.db_table)
     where, params = _filter_sql(filters, exclude_item_ids)
     expr = f"e.vector::vector({dim})"
-    explain = explain or {}
-    explain_sql, explain_params = "NULL", []
-    if explain:
-        values = ", ".join(["(%s, %s::vector)"] * len(explain))
-        explain_sql = (
-            f"(SELECT json_object_agg(x.space, 1 - (x.vector <=> q.v)) FROM {table} x "
-            f"JOIN (VALUES {values}) AS q(space, v) ON q.space = x.space "
-            "AND x.dim = vector_dims(q.v) WHERE x.item_id = e.item_id)"
-        )
-        for name, literal in sorted(explain.items()):
-            explain_params += [name, literal]
+    explain_sql, explain_params = _explain_sql(table, explain)
     columns = (
         f"e.item_id, i.external_id, i.title, i.category, i.brand, i.price, i.in_stock, "
         f"(SELECT coalesce(nullif(im.file, ''), im.source_url) FROM {images} im "
@@ -194,11 +229,13 @@ def vector_search(
         f"FROM {table} e JOIN {items} i ON i.id = e.item_id "
         f"WHERE e.space = '{space}' AND e.dim = {dim} AND {where}"
     )
+    # The query vector is one InitPlan, evaluated once; both mentions read its result.
     knn = (
-        f"SELECT {expr} <=> %s::vector({dim}) AS dist, {columns} {base} "
-        f"ORDER BY {expr} <=> %s::vector({dim}) LIMIT %s"
+        f"WITH q AS MATERIALIZED (SELECT {q_sql} AS v) "
+        f"SELECT {expr} {op} (SELECT v FROM q) AS dist, {columns} {base} "
+        f"ORDER BY {expr} {op} (SELECT v FROM q) LIMIT %s"
     )
-    knn_params = [query, *explain_params, *params, query, k]
+    knn_params = [*q_params, *explain_params, *params, k]
     ef = max(40, 2 * k)
     with connection.cursor() as cursor:
         if dim <= vectors.HNSW_MAX_DIM and ef == 40 and vectors.pgvector_version() < (0, 8):
@@ -207,7 +244,7 @@ def vector_search(
             cursor.execute(knn, knn_params)
             rows = cursor.fetchall()
             if len(rows) >= k:
-                return _neighbours(rows)
+                return _neighbours(rows, op)
         with transaction.atomic():
             if dim <= vectors.HNSW_MAX_DIM:
                 if vectors.pgvector_version() >= (0, 8):
@@ -217,11 +254,11 @@ def vector_search(
                     cursor.execute(knn, knn_params)
                     rows = cursor.fetchall()
                     if len(rows) >= k:
-                        return _neighbours(rows)
+                        return _neighbours(rows, op)
                     cursor.execute(f"SELECT count(*) {base}", params)
                     matching = cursor.fetchone()[0]
                     if len(rows) >= matching:
-                        return _neighbours(rows)
+                        return _neighbours(rows, op)
                     if matching <= int(recs_settings.EXACT_SCAN_MAX) or ef >= 1000:
                         break
                     ef = min(1000, ef * 4)
@@ -229,21 +266,23 @@ def vector_search(
             # the index.
             cursor.execute(
                 f"WITH cand AS MATERIALIZED (SELECT {expr} AS v, {columns} {base}) "
-                f"SELECT v <=> %s::vector({dim}) AS dist, item_id, external_id, title, category,"
+                f"SELECT v {op} {q_sql} AS dist, item_id, external_id, title, category,"
                 " brand, price, in_stock, image, sims FROM cand ORDER BY dist LIMIT %s",
-                [*explain_params, *params, query, k],
+                [*explain_params, *params, *q_params, k],
             )
-            return _neighbours(cursor.fetchall())
+            return _neighbours(cursor.fetchall(), op)
 
 
-def _neighbours(rows: Iterable[tuple[Any, ...]]) -> list[Neighbour]:
+def _neighbours(rows: Iterable[tuple[Any, ...]], op: str = "<=>") -> list[Neighbour]:
     out = []
+    # cosine distance -> similarity 1 - d; negative inner product -> the inner product
+    to_score = (lambda d: 1.0 - d) if op == "<=>" else (lambda d: -d)
     for dist, *card, image, sims in sorted(rows, key=lambda r: float(r[0])):
         similarity = {name: round(float(v), 6) for name, v in (sims or {}).items()}
         out.append(
             Neighbour(
                 item=ItemCard(*card, image=image or ""),
-                score=round(1.0 - float(dist), 6),
+                score=round(to_score(float(dist)), 6),
                 similarity=similarity,
             )
         )
@@ -258,21 +297,21 @@ def item_similar(
 
     None when there is no such item; NotEncoded when it has no vector in that space yet.
     """
-    found = item_vectors(external_id=external_id)
+    found = item_spaces(external_id=external_id)
     if found is None:
         return None
-    item_id, query_vectors = found
-    if space not in query_vectors:
+    item_id, dims = found
+    if space not in dims:
         encoding = ItemEncoding.objects.filter(item_id=item_id).first()
         status = encoding.status if encoding else ItemEncoding.Status.PENDING
         raise NotEncoded(external_id, space, status, encoding.error if encoding else "")
     return vector_search(
         space=space,
-        query=query_vectors[space],
+        query=StoredVector(item_id, dims[space]),
         k=k,
         filters=filters or SimilarFilters(),
         exclude_item_ids=[item_id],
-        explain=query_vectors,
+        explain=item_id,
     )
 
 

@@ -9,6 +9,8 @@ the index.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -34,12 +36,14 @@ def index_sql(space: str, dim: int, table: str) -> str:
     dim = int(dim)
     return (
         f"CREATE INDEX IF NOT EXISTS {index_name(space, dim)} ON {table} "
-        f"USING hnsw ((vector::vector({dim})) vector_cosine_ops) "
+        f"USING hnsw ((vector::vector({dim})) {opclass(space)}) "
         f"WHERE space = '{space}' AND dim = {dim}"
     )
 
 
 _ensured: set[tuple[str, str, int]] = set()
+#: Spaces whose indexes a bulk load (:func:`indexes_deferred`) builds at its end, not per row.
+_deferred: set[str] = set()
 
 
 def ensure_index(space: str, dim: int) -> bool:
@@ -47,6 +51,8 @@ def ensure_index(space: str, dim: int) -> bool:
     index (queries then scan exactly)."""
     if dim > HNSW_MAX_DIM:
         return False
+    if space in _deferred:
+        return True
     key = (connection.alias, space, int(dim))
     if key not in _ensured:
         with connection.cursor() as cursor:
@@ -70,3 +76,65 @@ def _server_version(alias: str) -> tuple[int, ...]:
 
 def pgvector_version() -> tuple[int, ...]:
     return _server_version(connection.alias)
+
+
+#: Spaces ranked by inner product (model vectors, whose norms carry meaning); all others by
+#: cosine distance (content embeddings are unit vectors).
+INNER_PRODUCT_SPACES = frozenset({"hybrid"})
+
+
+def distance_operator(space: str) -> str:
+    """pgvector's ordering operator for a space: ``<#>`` (negative inner product) or ``<=>``."""
+    return "<#>" if space in INNER_PRODUCT_SPACES else "<=>"
+
+
+def opclass(space: str) -> str:
+    return "vector_ip_ops" if space in INNER_PRODUCT_SPACES else "vector_cosine_ops"
+
+
+_INDEX_NAME = re.compile(r"^recs_emb_([a-z_]{1,16})_(\d+)_hnsw$")
+
+
+@contextmanager
+def indexes_deferred(spaces: Iterable[str]) -> Iterator[None]:
+    """Bulk loads: drop the HNSW indexes of these spaces, run the block, then build each index
+    once over the loaded vectors (pgvector's advice: building after loading is much faster
+    than inserting row by row into a graph). Readers in the meantime get exact answers, slower
+    but correct; the indexes are rebuilt even when the block fails.
+    """
+    from catalog.models import ItemEmbedding
+
+    spaces = set(spaces)
+    table_name = ItemEmbedding._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [table_name])
+        dropped = [
+            (m.group(1), int(m.group(2)))
+            for (name,) in cursor.fetchall()
+            if (m := _INDEX_NAME.match(name)) and m.group(1) in spaces
+        ]
+        for space, dim in dropped:
+            cursor.execute(f"DROP INDEX IF EXISTS {index_name(space, dim)}")
+            _ensured.discard((connection.alias, space, dim))
+    _deferred.update(spaces)
+    try:
+        yield
+    finally:
+        _deferred.difference_update(spaces)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT DISTINCT space, dim FROM {embedding_table()} WHERE space = ANY(%s)",
+                [sorted(spaces)],
+            )
+            pairs = set(dropped) | {(space, int(dim)) for space, dim in cursor.fetchall()}
+            if connection.in_atomic_block:
+                # Inside an outer transaction the deferred foreign-key checks of the rows just
+                # written are still pending, and PostgreSQL refuses CREATE INDEX until they run.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET maintenance_work_mem = '512MB'")
+            try:
+                for space, dim in sorted(pairs):
+                    _ensured.discard((connection.alias, space, dim))
+                    ensure_index(space, dim)
+            finally:
+                cursor.execute("RESET maintenance_work_mem")

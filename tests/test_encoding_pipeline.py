@@ -121,6 +121,49 @@ def test_stale_items_are_reencoded_after_an_encoder_change(catalog, settings) ->
     assert f"encoded {len(PRODUCTS)} items" in out.getvalue()
 
 
+def hnsw_indexes() -> set[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexname LIKE %s",
+            [ItemEmbedding._meta.db_table, "recs_emb_%_hnsw"],
+        )
+        return {name for (name,) in cursor.fetchall()}
+
+
+def test_bulk_encoding_builds_the_indexes_after_the_load(catalog, anon, settings) -> None:
+    expected = {"recs_emb_text_384_hnsw", "recs_emb_image_1280_hnsw", "recs_emb_content_1664_hnsw"}
+    assert expected <= hnsw_indexes()
+    before = anon.get("/api/v1/items/shirt/similar/?space=text&k=5").json()["results"]
+    settings.SHOP_RECS = {**settings.SHOP_RECS, "ENCODE_BULK_MIN": 4}
+    seen_during: list[set[str]] = []
+    ids = list(Item.objects.order_by("pk").values_list("pk", flat=True))
+    report = items_encode(
+        item_ids=ids,
+        force=True,
+        batch_size=2,
+        progress=lambda n: seen_during.append(hnsw_indexes()),
+    )
+    assert report.encoded == len(PRODUCTS)
+    assert all(not (expected & names) for names in seen_during)  # no per-row index upkeep
+    assert expected <= hnsw_indexes()  # built once at the end
+    after = anon.get("/api/v1/items/shirt/similar/?space=text&k=5").json()["results"]
+    assert [r["item"]["external_id"] for r in after] == [r["item"]["external_id"] for r in before]
+    # a small batch (a worker's chunk) keeps the indexes in place
+    items_encode(
+        item_ids=ids[:2], force=True, progress=lambda n: seen_during.append(hnsw_indexes())
+    )
+    assert expected <= seen_during[-1]
+
+    def boom(n: int) -> None:
+        raise RuntimeError("worker lost")
+
+    with pytest.raises(RuntimeError):
+        items_encode(item_ids=ids, force=True, progress=boom)
+    assert expected <= hnsw_indexes()  # rebuilt although the load failed
+
+
 def test_a_corrupt_stored_image_fails_alone(catalog) -> None:
     image = ItemImage.objects.get(item__external_id="boots")
     with open(image.file.path, "wb") as fh:  # the file went bad on disk after upload
