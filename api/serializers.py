@@ -272,7 +272,9 @@ class SimilarityFilterSerializer(serializers.Serializer):
 
 class SimilarQuerySerializer(SimilarityFilterSerializer):
     space = serializers.ChoiceField(
-        choices=["text", "image", "content", "hybrid"], default="content"
+        choices=["text", "image", "content", "hybrid"],
+        required=False,
+        help_text="Default: hybrid (the model's vectors) once a model is active, else content.",
     )
 
 
@@ -347,3 +349,69 @@ class SearchOutputSerializer(serializers.Serializer):
     q = serializers.CharField()
     spaces = serializers.ListField(child=serializers.CharField())
     results = NeighbourSerializer(many=True)
+
+
+class RecommendationQuerySerializer(SimilarityFilterSerializer):
+    include_purchased = serializers.BooleanField(
+        required=False, default=False, help_text="Also recommend items the shopper bought."
+    )
+
+
+class RecommendationFiltersSerializer(serializers.Serializer):
+    category = serializers.CharField(required=False, max_length=200)
+    brand = serializers.CharField(required=False, max_length=200)
+    in_stock = serializers.BooleanField(required=False, default=True)
+    price_min = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+    price_max = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+
+
+def _id() -> serializers.CharField:
+    return serializers.CharField(max_length=255)
+
+
+class RecommendationRequestSerializer(serializers.Serializer):
+    customer_id = serializers.CharField(
+        required=False, max_length=255, help_text="A known shopper (needs view_customer)."
+    )
+    session_id = serializers.CharField(
+        required=False, max_length=128, help_text="An anonymous session's id."
+    )
+    recent_item_ids = serializers.ListField(
+        child=_id(), required=False, max_length=100, help_text="Recently viewed, oldest first."
+    )
+    k = serializers.IntegerField(required=False, default=10, min_value=1)
+    filters = RecommendationFiltersSerializer(required=False)
+    exclude = serializers.ListField(child=_id(), required=False, max_length=1000)
+    include_purchased = serializers.BooleanField(required=False, default=False)
+
+    def validate_k(self, value: int) -> int:
+        limit = int(recs_settings.SIMILAR_MAX_K)
+        if value > limit:
+            raise serializers.ValidationError(f"At most {limit}.")
+        return value
+
+
+class RecommendationSerializer(serializers.Serializer):
+    item = ItemCardSerializer(read_only=True)
+    score = serializers.FloatField()
+    source = serializers.ChoiceField(choices=["model", "content", "popular"])
+    reason = serializers.CharField()
+    because = serializers.CharField(allow_null=True, help_text="The history item it follows.")
+    similarity = serializers.DictField(child=serializers.FloatField())
+
+
+class RecommendationOutputSerializer(serializers.Serializer):
+    customer_id = serializers.CharField(allow_null=True)
+    session_id = serializers.CharField(allow_null=True)
+    model_version = serializers.IntegerField(allow_null=True)
+    history = serializers.ListField(child=serializers.CharField())
+    ignored_item_ids = serializers.ListField(child=serializers.CharField())
+    results = RecommendationSerializer(many=True)
+
+
+def recommendations_data(results: list[Any], request: Any) -> list[dict[str, Any]]:
+    """What RecommendationSerializer(many=True) renders, built directly (hot path)."""
+    cards = neighbours_data(results, request)
+    for card, r in zip(cards, results, strict=True):
+        card.update(source=r.source, reason=r.reason, because=r.because)
+    return cards

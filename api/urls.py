@@ -20,5 +20,11 @@ urlpatterns = [
     path("search/", views.SearchView.as_view(), name="search"),
     path("customers/", views.CustomerCreateView.as_view(), name="customer-create"),
     re_path(rf"^customers/{ID}/$", views.CustomerDetailView.as_view(), name="customer-detail"),
+    re_path(
+        rf"^customers/{ID}/recommendations/$",
+        views.CustomerRecommendationsView.as_view(),
+        name="customer-recommendations",
+    ),
+    path("recommendations/", views.RecommendationsView.as_view(), name="recommendations"),
     path("events/", views.EventIngestView.as_view(), name="events"),
 ]

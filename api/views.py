@@ -18,7 +18,7 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -27,7 +27,8 @@ from rest_framework.views import APIView
 
 from api import serializers as s
 from api.parsers import LimitedJSONParser
-from catalog import selectors, services
+from api.permissions import ReadPublicWriteAuthenticated
+from catalog import recommend, selectors, services
 from catalog.conf import recs_settings
 from catalog.models import Customer, Interaction, Item, ItemImage
 from catalog.queries import EncoderUnavailable, search_query_vectors
@@ -253,13 +254,19 @@ class ItemSimilarView(APIView):
         query = s.SimilarQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         values = query.validated_data
+        space = values.get("space") or recommend.default_similar_space()
         try:
-            results = selectors.item_similar(
-                external_id=external_id,
-                space=values["space"],
-                k=values["k"],
-                filters=_similarity_filters(values),
-            )
+            if space == "hybrid":
+                results = recommend.item_similar_hybrid(
+                    external_id=external_id, k=values["k"], filters=_similarity_filters(values)
+                )
+            else:
+                results = selectors.item_similar(
+                    external_id=external_id,
+                    space=space,
+                    k=values["k"],
+                    filters=_similarity_filters(values),
+                )
         except selectors.NotEncoded as exc:
             return Response(
                 {"detail": str(exc), "encoding": {"status": exc.status, "error": exc.error}},
@@ -269,7 +276,7 @@ class ItemSimilarView(APIView):
             raise NotFound(f"No item with external_id {external_id!r}.")
         out = {
             "item_id": external_id,
-            "space": values["space"],
+            "space": space,
             "results": s.neighbours_data(results, request),
         }
         return Response(out)
@@ -301,6 +308,122 @@ class SearchView(APIView):
             "results": s.neighbours_data(results, request),
         }
         return Response(out)
+
+
+def _may_read_customer(request: Request, customer: Customer | None) -> bool:
+    """Staff/tokens with ``view_customer``, or the shopper's own logged-in user."""
+    user = request.user
+    if not (user and user.is_authenticated):
+        return False
+    if user.has_perm("shop_recs_catalog.view_customer"):
+        return True
+    return customer is not None and customer.user_id == user.pk
+
+
+class QueryPermission(ReadPublicWriteAuthenticated):
+    """A POST that only reads (a recommendation query): the rules of reads apply."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if recs_settings.READ_REQUIRES_AUTH:
+            return bool(request.user and request.user.is_authenticated)
+        return True
+
+
+def _recommendations_response(
+    request: Request,
+    result: recommend.RecommendationResult,
+    *,
+    customer_id: str | None,
+    session_id: str | None,
+    ignored: list[str],
+) -> Response:
+    return Response(
+        {
+            "customer_id": customer_id,
+            "session_id": session_id,
+            "model_version": result.model_version,
+            "history": [h.external_id for h in result.history],
+            "ignored_item_ids": ignored,
+            "results": s.recommendations_data(result.results, request),
+        }
+    )
+
+
+@extend_schema(parameters=[_external_id_param()])
+class CustomerRecommendationsView(APIView):
+    """Recommendations for a known shopper: their recent events through the active model,
+    else content similarity to them, else popular items; each result says why."""
+
+    @extend_schema(
+        operation_id="customers_recommendations",
+        parameters=[s.RecommendationQuerySerializer],
+        responses={200: s.RecommendationOutputSerializer, 400: ERROR, **READ_ERRORS},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        external_id = _clean_path_id(external_id)
+        customer = selectors.customer_get(external_id=external_id)
+        if not _may_read_customer(request, customer):
+            raise PermissionDenied("Reading a customer's recommendations needs view_customer.")
+        if customer is None:
+            raise NotFound(f"No customer with external_id {external_id!r}.")
+        query = s.RecommendationQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        values = query.validated_data
+        result = recommend.recommendations(
+            customer=customer,
+            k=values["k"],
+            filters=_similarity_filters(values),
+            include_purchased=values["include_purchased"],
+        )
+        return _recommendations_response(
+            request, result, customer_id=external_id, session_id=None, ignored=[]
+        )
+
+
+class RecommendationsView(APIView):
+    """Recommendations for anonymous and new shoppers: a session id and/or the items viewed
+    recently, optionally a known customer (that needs view_customer, or being that customer)."""
+
+    permission_classes = [QueryPermission]
+    parser_classes = [LimitedJSONParser]
+
+    @extend_schema(
+        operation_id="recommendations_create",
+        request=s.RecommendationRequestSerializer,
+        responses={200: s.RecommendationOutputSerializer, 400: ERROR, **READ_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.RecommendationRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        customer = None
+        customer_id = values.get("customer_id")
+        if customer_id:
+            customer = selectors.customer_get(external_id=customer_id)
+            if not _may_read_customer(request, customer):
+                raise PermissionDenied(
+                    "Recommendations for a customer_id need view_customer (or that customer's "
+                    "own login); anonymous shoppers send session_id and recent_item_ids."
+                )
+        session_id = values.get("session_id") or ""
+        recent = list(values.get("recent_item_ids") or [])
+        _, ignored = recommend.shopper_history(recent_item_ids=recent)
+        filters = {**values.get("filters", {}), "exclude": values.get("exclude") or ()}
+        result = recommend.recommendations(
+            customer=customer,
+            session_id=session_id,
+            recent_item_ids=recent,
+            k=values["k"],
+            filters=_similarity_filters(filters),
+            include_purchased=values["include_purchased"],
+        )
+        return _recommendations_response(
+            request,
+            result,
+            customer_id=customer_id or None,
+            session_id=session_id or None,
+            ignored=ignored,
+        )
 
 
 class CustomerCreateView(APIView):

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin
 from django.db import models
 from django.utils.html import format_html
@@ -11,6 +13,7 @@ from catalog.models import (
     ItemEncoding,
     ItemImage,
     ItemStats,
+    ModelVersion,
 )
 
 
@@ -105,3 +108,24 @@ class ItemStatsAdmin(admin.ModelAdmin):
     ordering = ("-score",)
     raw_id_fields = ("item",)
     list_select_related = ("item",)
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    """Trained model versions: parameters, held-out metrics, data counts (read-only)."""
+
+    list_display = ("id", "status", "is_active", "recall_at_10", "duration", "created_at")
+    list_filter = ("status", "is_active")
+    readonly_fields = [f.name for f in ModelVersion._meta.fields]
+
+    @admin.display(description="recall@10")
+    def recall_at_10(self, obj: ModelVersion) -> str:
+        value = obj.metrics.get("recall@10")
+        return "—" if value is None else f"{value:.4f}"
+
+    @admin.display(description="duration")
+    def duration(self, obj: ModelVersion) -> str:
+        return "—" if obj.duration_seconds is None else f"{obj.duration_seconds:.1f}s"
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False  # versions come from training (recs_train / the train_model task)

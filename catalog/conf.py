@@ -62,6 +62,27 @@ DEFAULTS: dict[str, Any] = {
     "SIMILAR_MAX_K": 100,
     # Filtered similarity: candidate sets up to this size are ranked exactly (no index).
     "EXACT_SCAN_MAX": 5000,
+    # --- the recommender model -------------------------------------------------------------
+    # Dotted path of the model class (a recsys.base.Recommender with the hybrid serving
+    # hooks) and its parameter overrides (see recsys.hybrid.HybridConfig).
+    "MODEL_CLASS": "recsys.hybrid.HybridRecommender",
+    "MODEL_PARAMS": {},
+    # Where model artefacts are written (None: <DATA_DIR or BASE_DIR/.data>/models).
+    "MODEL_DIR": None,
+    # Share of the positives held out to evaluate each trained model.
+    "TRAIN_EVAL_FRACTION": 0.1,
+    "TRAIN_SEED": 0,
+    # Train again on every positive after the evaluation run (the stored model then saw all
+    # data; its metrics are those of the evaluation run).
+    "TRAIN_REFIT_ALL": True,
+    # Fewer positive events than this: training refuses with a clear message.
+    "TRAIN_MIN_INTERACTIONS": 20,
+    # A new version is activated only if this metric is at least (1 - tolerance) x the active
+    # version's, unless forced.
+    "ACTIVATION_METRIC": "recall@10",
+    "ACTIVATION_TOLERANCE": 0.02,
+    # Recent events of a shopper used at request time.
+    "HISTORY_LENGTH": 50,
 }
 
 IMPORT_STRINGS: set[str] = set()

@@ -347,6 +347,15 @@ def _encode_batch(ids: list[int], *, force: bool) -> EncodeReport:
             unique_fields=["item"],
             update_fields=["status", "error", "encoded_at"],
         )
+    if todo:
+        # The active model's item tower gives these items hybrid vectors right away (no
+        # retraining); a failure there must not undo the content vectors just stored.
+        from catalog.training import hybrid_vectors_refresh
+
+        try:
+            hybrid_vectors_refresh(item_ids=[item.pk for item in todo])
+        except Exception:
+            logger.exception("hybrid vectors of items %s could not be written", todo[:5])
     report.encoded += len(todo)
     report.images_encoded += len(pixels)
     report.images_failed += len(failed_images)

@@ -212,3 +212,45 @@ class ItemEncoding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_id}: {self.status}"
+
+
+class ModelVersion(models.Model):
+    """One trained recommender: its parameters, evaluation, data counts and artefact.
+
+    At most one version is active; its item vectors are the ``hybrid`` space in pgvector.
+    """
+
+    class Status(models.TextChoices):
+        TRAINING = "training", "training"
+        READY = "ready", "ready"
+        FAILED = "failed", "failed"
+
+    kind = models.CharField(max_length=50, default="hybrid")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING)
+    is_active = models.BooleanField(default=False)
+    params = models.JSONField(default=dict, blank=True)
+    # held-out evaluation of this model and, for comparison, of popularity on the same split
+    metrics = models.JSONField(default=dict, blank=True)
+    # per epoch: loss, validation metrics, seconds (the admin charts these)
+    history = models.JSONField(default=list, blank=True)
+    data_counts = models.JSONField(default=dict, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    artefact = models.CharField(max_length=500, blank=True, default="")
+    model_version = models.CharField(max_length=100, blank=True, default="")
+    dim = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    note = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=Q(is_active=True), name="recs_one_active_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"model {self.pk} ({self.kind}, {self.status}{', active' if self.is_active else ''})"

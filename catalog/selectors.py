@@ -135,7 +135,9 @@ def item_spaces(*, external_id: str) -> tuple[int, dict[str, int]] | None:
     return rows[0][0], {space: dim for _, space, dim in rows if space is not None}
 
 
-def _filter_sql(filters: SimilarFilters, exclude_ids: Iterable[int]) -> tuple[str, list[Any]]:
+def _filter_sql(
+    filters: SimilarFilters, exclude_ids: Iterable[int], *, id_column: str = "e.item_id"
+) -> tuple[str, list[Any]]:
     clauses, params = ["i.is_active"], []
     for clause, value in (
         ("i.category = %s", filters.category),
@@ -152,7 +154,7 @@ def _filter_sql(filters: SimilarFilters, exclude_ids: Iterable[int]) -> tuple[st
         params.append(list(filters.exclude))
     excluded = sorted(set(exclude_ids))
     if excluded:
-        clauses.append("NOT (e.item_id = ANY(%s))")
+        clauses.append(f"NOT ({id_column} = ANY(%s))")
         params.append(excluded)
     return " AND ".join(clauses), params
 

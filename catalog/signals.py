@@ -11,3 +11,5 @@ interactions_recorded = Signal()
 item_content_changed = Signal()
 # kwargs: image_ids (list[int]) — images were added by URL and wait to be fetched.
 item_images_added = Signal()
+# kwargs: force (bool), note (str) — someone asked for a model to be trained (admin, API).
+training_requested = Signal()

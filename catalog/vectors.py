@@ -56,6 +56,10 @@ def ensure_index(space: str, dim: int) -> bool:
     key = (connection.alias, space, int(dim))
     if key not in _ensured:
         with connection.cursor() as cursor:
+            if connection.in_atomic_block:
+                # Inside a transaction, deferred foreign-key checks of rows written earlier are
+                # still pending, and PostgreSQL refuses CREATE INDEX until they have run.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(index_sql(space, dim, embedding_table()))
         _ensured.add(key)
     return True
@@ -127,10 +131,6 @@ def indexes_deferred(spaces: Iterable[str]) -> Iterator[None]:
                 [sorted(spaces)],
             )
             pairs = set(dropped) | {(space, int(dim)) for space, dim in cursor.fetchall()}
-            if connection.in_atomic_block:
-                # Inside an outer transaction the deferred foreign-key checks of the rows just
-                # written are still pending, and PostgreSQL refuses CREATE INDEX until they run.
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("SET maintenance_work_mem = '512MB'")
             try:
                 for space, dim in sorted(pairs):

@@ -195,6 +195,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(os.environ.get("SHOP_RECS_STATS_REFRESH_SECONDS", 3600)),
     },
 }
+# Periodic retraining (off unless set): train, evaluate, activate when not worse.
+if float(os.environ.get("SHOP_RECS_RETRAIN_SECONDS") or 0) > 0:
+    CELERY_BEAT_SCHEDULE["train-model"] = {
+        "task": "workers.tasks.train_model",
+        "schedule": float(os.environ["SHOP_RECS_RETRAIN_SECONDS"]),
+    }
 
 SHOP_RECS = {
     "READ_REQUIRES_AUTH": env_bool("SHOP_RECS_READ_REQUIRES_AUTH", False),

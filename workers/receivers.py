@@ -35,6 +35,13 @@ def on_item_images_added(sender: Any, *, image_ids: list[int], **kwargs: Any) ->
         tasks.fetch_item_image.delay(image_id)
 
 
+@receiver(signals.training_requested, dispatch_uid="shop_recs.train_model")
+def on_training_requested(
+    sender: Any, *, force: bool = False, note: str = "", **kwargs: Any
+) -> None:
+    tasks.train_model.delay(force=force, note=note)
+
+
 def _prepare_process(threads: int) -> None:
     """Set torch threads explicitly and load the encoders once for this process (torch and
     sentence-transformers can hang when a model loaded before fork is used after it)."""

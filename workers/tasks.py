@@ -68,3 +68,22 @@ def fetch_item_image(image_id: int) -> str:
         return "gone"
     last_try = fetch_item_image.request.retries >= FETCH_RETRIES
     return services.item_image_fetch(image=image, retry_transient=not last_try).status
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=60, max_retries=3)
+def train_model(force: bool = False, note: str = "") -> dict[str, object]:
+    """Train, evaluate and (if not worse, or forced) activate a new model version."""
+    from catalog.training import TrainingError, model_train
+
+    try:
+        version = model_train(force=force, note=note or "celery train_model")
+    except TrainingError as exc:  # not transient: too little data, or a run in progress
+        logger.warning("train_model: %s", exc)
+        return {"error": str(exc)}
+    logger.info(
+        "train_model: model %s, recall@10 %s, active %s",
+        version.pk,
+        version.metrics.get("recall@10"),
+        version.is_active,
+    )
+    return {"version": version.pk, "active": version.is_active, "metrics": version.metrics}

@@ -1,0 +1,42 @@
+"""Offline evaluation: ranking metrics, the three split protocols and the scoring loop.
+
+Pure functions over numpy arrays and :class:`~recsys.base.Dataset`; no Django. The same code
+serves ``manage.py recs_evaluate``, ``bench/quality.py`` and model validation during training.
+"""
+
+from .metrics import (
+    average_precision_at_k,
+    catalog_coverage,
+    hit_rate_at_k,
+    ndcg_at_k,
+    recall_at_k,
+)
+from .protocol import evaluate, rank_split
+from .splits import (
+    PROTOCOLS,
+    Split,
+    cold_items_split,
+    cold_users_split,
+    holdout,
+    make_split,
+    validation_split,
+    warm_split,
+)
+
+__all__ = [
+    "PROTOCOLS",
+    "Split",
+    "average_precision_at_k",
+    "catalog_coverage",
+    "cold_items_split",
+    "cold_users_split",
+    "evaluate",
+    "hit_rate_at_k",
+    "holdout",
+    "make_split",
+    "ndcg_at_k",
+    "rank_split",
+    "recall_at_k",
+    "validation_split",
+    "warm_split",
+]
