@@ -134,7 +134,10 @@ def raw_sql_latency(query_ids: list[int], dim: int, k: int) -> list[float]:
     }
     out = []
     with connection.cursor() as cur:
-        cur.execute(f"SET hnsw.ef_search = {max(40, 2 * k)}")
+        # the ef_search the selector runs with (HNSW_EF_SEARCH, widened for a large k)
+        from catalog.conf import recs_settings
+
+        cur.execute(f"SET hnsw.ef_search = {max(int(recs_settings.HNSW_EF_SEARCH), 2 * k)}")
         for qid in query_ids:
             t = time.perf_counter()
             cur.execute(sql, [vecs[qid], [qid], vecs[qid], k])

@@ -9,4 +9,9 @@ class CatalogConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
         from catalog import conf  # noqa: F401  (connects the setting_changed reload)
+        from catalog.vectors import set_session_ef_search
+
+        connection_created.connect(set_session_ef_search, dispatch_uid="shop_recs.ef_search")

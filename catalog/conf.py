@@ -62,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     "SIMILAR_MAX_K": 100,
     # Filtered similarity: candidate sets up to this size are ranked exactly (no index).
     "EXACT_SCAN_MAX": 5000,
+    # hnsw.ef_search of every database connection (pgvector's default is 40): the size of the
+    # candidate list an HNSW scan keeps; higher = better recall, slower queries.
+    "HNSW_EF_SEARCH": 100,
     # --- the recommender model -------------------------------------------------------------
     # Dotted path of the model class (a recsys.base.Recommender with the hybrid serving
     # hooks) and its parameter overrides (see recsys.hybrid.HybridConfig).

@@ -238,11 +238,13 @@ def vector_search(
         f"ORDER BY {expr} {op} (SELECT v FROM q) LIMIT %s"
     )
     knn_params = [*q_params, *explain_params, *params, k]
-    ef = max(40, 2 * k)
+    session_ef = int(recs_settings.HNSW_EF_SEARCH)
+    ef = max(session_ef, 2 * k)
     with connection.cursor() as cursor:
-        if dim <= vectors.HNSW_MAX_DIM and ef == 40 and vectors.pgvector_version() < (0, 8):
-            # Fast path: the server default ef_search (40) suffices; one statement, no
-            # transaction. Falls through to the careful path when the filter starves it.
+        if dim <= vectors.HNSW_MAX_DIM and ef == session_ef and vectors.pgvector_version() < (0, 8):
+            # Fast path: the connection's ef_search (set when it opened) suffices; one
+            # statement, no transaction. Falls through to the careful path when the filter
+            # starves it.
             cursor.execute(knn, knn_params)
             rows = cursor.fetchall()
             if len(rows) >= k:

@@ -138,3 +138,14 @@ def indexes_deferred(spaces: Iterable[str]) -> Iterator[None]:
                     ensure_index(space, dim)
             finally:
                 cursor.execute("RESET maintenance_work_mem")
+
+
+def set_session_ef_search(sender: object, connection: object, **kwargs: object) -> None:
+    """On every new PostgreSQL connection: ``SET hnsw.ef_search`` to ``HNSW_EF_SEARCH``, so a
+    similarity query needs no extra round trip for it (persistent connections pay it once)."""
+    if getattr(connection, "vendor", "") != "postgresql":
+        return
+    from catalog.conf import recs_settings
+
+    with connection.cursor() as cursor:  # type: ignore[attr-defined]
+        cursor.execute(f"SET hnsw.ef_search = {int(recs_settings.HNSW_EF_SEARCH)}")
