@@ -206,6 +206,9 @@ def _evaluate(
     train, split = holdout(
         dataset, int(recs_settings.TRAIN_SEED), float(recs_settings.TRAIN_EVAL_FRACTION)
     )
+    if recs_settings.TRAIN_REFIT_ALL and _supports(model_cls, params, "refit"):
+        # the final fit on everything reuses this run's epoch choice: no second refit here
+        params = {**params, "refit": False}
     model = model_cls(**params).fit(train, progress=progress)
     if not len(split.test_users):
         return model, {}
@@ -282,7 +285,7 @@ def _model_train(
         model_cls = model_class()
         model, metrics = _evaluate(model_cls, params, dataset, progress)
         if recs_settings.TRAIN_REFIT_ALL:
-            model = model_cls(**params).fit(dataset, progress=progress)
+            model = model_cls(**_refit_params(model, params)).fit(dataset, progress=progress)
         path = model_dir() / str(version.pk)
         if path.exists():
             shutil.rmtree(path)
@@ -313,6 +316,21 @@ def _model_train(
             version.note = (version.note + " " if version.note else "") + reason
             version.save(update_fields=["note"])
     return version
+
+
+def _supports(model_cls: type, params: dict[str, Any], name: str) -> bool:
+    return hasattr(getattr(model_cls(**params), "config", None), name)
+
+
+def _refit_params(evaluated: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters for the final fit on all positives: the number of epochs the evaluation
+    run's early stopping chose, no validation slice (the hybrid model's own ``refit`` would
+    otherwise select epochs a second time)."""
+    scored = [h for h in getattr(evaluated, "training_history_", []) or [] if "recall@10" in h]
+    if not scored or not _supports(type(evaluated), params, "validation_fraction"):
+        return params
+    best = max(scored, key=lambda h: (h["recall@10"], -h["epoch"]))
+    return {**params, "validation_fraction": 0.0, "refit": False, "max_epochs": best["epoch"]}
 
 
 def _config_of(model: Any) -> dict[str, Any]:
