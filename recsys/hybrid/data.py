@@ -122,6 +122,7 @@ class Batch:
     target_rows: np.ndarray  # T batch rows
     target_items: np.ndarray  # T item indices
     target_weights: np.ndarray  # T, mean 1 within each batch row
+    keep_share: np.ndarray  # B, the probability each history item was kept with
 
 
 def make_batch(
@@ -175,4 +176,5 @@ def make_batch(
         target_rows=owner,
         target_items=data.items[rows],
         target_weights=(t_w / per_user[owner]).astype(np.float32),
+        keep_share=share.astype(np.float32),
     )

@@ -2,19 +2,28 @@
 
 Why this shape
 --------------
-* Item vector = MLP(frozen text/image embeddings, category, brand) + item-ID embedding. During
-  training the ID part and whole modalities are dropped at random (DropoutNet), and an extra
-  loss scores targets with content-only vectors, so an item nobody has interacted with yet (or
-  one without an image) still gets a vector that carries taste *and* popularity.
-* User vector = attention pooling over the item vectors of the user's recent items, a residual
-  MLP, plus a user-ID embedding that is also dropped in training. Anonymous sessions and new
-  shoppers therefore get a vector from a few viewed items, at request time, without retraining;
-  and since the tower reads item vectors only, the app computes it from what pgvector stores.
-* Training is a Mult-DAE-like item-to-item objective: each step splits every user's known items
-  at random into a history (input) and targets, and maximises the softmax likelihood of the
-  targets over all items (history excluded, as at serving time). For catalogues above
-  ``full_softmax_max_items`` the softmax runs over in-batch targets plus popularity-sampled
-  negatives with a logQ correction. Either way an epoch is linear in the interactions.
+* Item vector = MLP(frozen text/image embeddings through a frozen PCA, category, brand) +
+  item-ID embedding, ``dim + input_dim`` wide: a *scoring part* (what user vectors are
+  multiplied with) and a *history part* (what the user tower reads). Separate parts are
+  Mult-DAE's separate encoder/decoder weights; tying them cost ~10% Recall@10 on MovieLens.
+  During training the ID part and whole modalities are dropped at random (DropoutNet), and an
+  extra loss scores the targets with content-only vectors, so an item nobody has interacted
+  with yet (or one without an image) still gets a vector that carries taste *and* popularity.
+  Items without training interactions always use the content-only path.
+* User vector = attention pooling over the history parts of the user's recent items (event
+  weight x learned content/recency attention, L2-normalised), ``tanh``, plus a user-ID
+  embedding that is also dropped in training. Anonymous sessions and new shoppers get a vector
+  from a few viewed items at request time, without retraining; and since the tower reads item
+  vectors only, the app computes it from the vectors pgvector stores. User vectors are padded
+  with zeros over the history part, so ``user . item`` is the score.
+* Training is Mult-DAE's denoising objective: each step keeps a random half of each user's
+  items as the history and maximises the softmax likelihood of *all* their items (weighted by
+  event weight) over the whole catalogue; that beat predicting only the held-back half by
+  ~10% on MovieLens. Above ``full_softmax_max_items`` the softmax runs over the batch's targets
+  plus popularity-sampled negatives with a logQ correction. Either way an epoch costs time and
+  memory linear in the interactions (plus items x batch for the softmax), never users x items.
+* Early stopping on validation Recall@10 (an internal 10% hold-out by default), then a refit
+  on all positives for the chosen number of epochs.
 """
 
 from __future__ import annotations
@@ -79,6 +88,8 @@ class HybridRecommender(Recommender):
         # Stored training histories (CSR), used for a known user who comes without a history.
         self._hist_indptr = np.zeros(1, dtype=np.int64)
         self._hist_items = np.zeros(0, dtype=np.int64)
+        # The frozen PCA of the content embeddings, fitted once per fit (see _train).
+        self._projections: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -115,8 +126,13 @@ class HybridRecommender(Recommender):
             input_dim=cfg.input_dim,
             code_dim=cfg.code_dim,
             dropout=cfg.dropout,
+            content_dropout=cfg.content_dropout,
             max_history=cfg.max_history,
             init_std=cfg.init_std,
+            history_init_std=cfg.history_init_std,
+            user_ids=cfg.user_ids,
+            text_components=cfg.text_components,
+            image_components=cfg.image_components,
         )
 
     def _feature_tensors(
@@ -164,8 +180,19 @@ class HybridRecommender(Recommender):
         )
 
     @staticmethod
-    def _take(feats: dict[str, torch.Tensor | None], rows: torch.Tensor) -> dict[str, Any]:
+    def _take(feats: dict[str, torch.Tensor | None], rows: torch.Tensor | None) -> dict[str, Any]:
+        if rows is None:
+            return dict(feats)
         return {k: (None if v is None else v[rows]) for k, v in feats.items()}
+
+    @staticmethod
+    @torch.no_grad()
+    def _reduced(net: HybridNet, feats: dict[str, torch.Tensor | None], n: int) -> dict[str, Any]:
+        """Features as the MLP sees them (frozen PCA applied once, not at every step)."""
+        reduced = net.items.reduce(
+            n=n, text=feats["text"], image=feats["image"], image_mask=feats["image_mask"]
+        )
+        return {**reduced, "category": feats["category"], "brand": feats["brand"]}
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -198,6 +225,7 @@ class HybridRecommender(Recommender):
             full = Interactions.from_dataset(dataset)
             rng = np.random.default_rng(cfg.seed)
             self.training_history_ = []
+            self._projections = None
 
             internal = validation is None and cfg.validation_fraction > 0
             if internal:
@@ -255,9 +283,19 @@ class HybridRecommender(Recommender):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         net = self._new_net().to(device)
+        projections = ("text_mean", "text_basis", "image_mean", "image_basis")
+        if self._projections is None:
+            net.items.fit_projections(feats["text"], feats["image"], feats["image_mask"])
+            self._projections = {k: getattr(net.items, k).clone() for k in projections}
+        else:
+            for k in projections:
+                getattr(net.items, k).copy_(self._projections[k])
+        reduced = self._reduced(net, feats, self._dims["n_items"])
         counts = train.item_counts()
         net.has_id.copy_(torch.as_tensor(counts > 0, device=device))
-        optimiser = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimiser = torch.optim.AdamW(
+            net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True
+        )
         trainable = np.flatnonzero(train.lengths() >= 1)
         sampler = None
         if train.n_items > cfg.full_softmax_max_items:
@@ -265,6 +303,7 @@ class HybridRecommender(Recommender):
             sampler = q / q.sum()
 
         best, best_epoch, best_state, stale = -1.0, 0, None, 0
+        recent: list[float] = []
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -284,7 +323,7 @@ class HybridRecommender(Recommender):
                     keep_max=cfg.history_keep_max,
                     max_history=cfg.max_history,
                 )
-                loss = self._loss(net, batch, feats, sampler, rng, device)
+                loss = self._loss(net, batch, reduced, sampler, rng, device)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -296,7 +335,7 @@ class HybridRecommender(Recommender):
                 "train_loss": total / max(steps, 1),
             }
             if val is not None:
-                record.update(self._validate(net, train, val, feats, device))
+                record.update(self._validate(net, train, val, reduced, device))
             record["seconds"] = time.perf_counter() - tick
             self.training_history_.append(record)
             if bar is not None:
@@ -308,8 +347,13 @@ class HybridRecommender(Recommender):
             if val is None:
                 best_epoch = epoch
                 continue
-            if record["recall@10"] > best:
-                best, best_epoch, stale = record["recall@10"], epoch, 0
+            # Validation recall of one epoch is noisy (about +-0.01 on MovieLens-100k), so
+            # stopping and the epoch count for the refit use a 3-epoch running mean.
+            recent.append(record["recall@10"])
+            smoothed = float(np.mean(recent[-3:]))
+            record["smoothed_recall@10"] = smoothed
+            if smoothed > best:
+                best, best_epoch, stale = smoothed, epoch, 0
                 best_state = copy.deepcopy(net.state_dict())
             else:
                 stale += 1
@@ -354,28 +398,36 @@ class HybridRecommender(Recommender):
         n = len(rows)
         text_keep = (torch.rand(n, device=device) >= cfg.text_dropout).float()
         image_keep = (torch.rand(n, device=device) >= cfg.image_dropout).float()
-        content = net.items.content_vectors(
-            n=n, **self._take(feats, rows_t), text_keep=text_keep, image_keep=image_keep
+        content = net.items.from_reduced(
+            n=n,
+            **self._take(feats, None if sampler is None else rows_t),
+            text_keep=text_keep,
+            image_keep=image_keep,
         )
         id_keep = (torch.rand(n, device=device) >= cfg.id_dropout) & net.has_id[rows_t]
-        vectors = content + net.items.ids(rows_t) * id_keep[:, None].float()
+        vectors = net.items.combine(content, net.items.ids(rows_t), id_keep)
 
         hist_local = torch.as_tensor(np.where(valid_hist, local[batch.history], 0), device=device)
         users = torch.as_tensor(batch.users, device=device)
         user_keep = (torch.rand(len(users), device=device) >= cfg.user_id_dropout).float()
         u = net.user(
-            vectors[hist_local],
+            vectors,
+            hist_local,
             torch.as_tensor(batch.history_weights, device=device),
             users,
             user_keep,
+            torch.as_tensor(1.0 / np.sqrt(batch.keep_share), device=device)
+            if cfg.denoise_rescale
+            else None,
         )
         t_rows = torch.as_tensor(batch.target_rows, device=device)
         t_cols = torch.as_tensor(cand_pos[batch.target_items], device=device)
         t_w = torch.as_tensor(batch.target_weights, device=device)
         cand_t = torch.as_tensor(cand_local, device=device)
 
-        def nll(item_vecs: torch.Tensor) -> torch.Tensor:
-            logits = cfg.logit_scale * (u @ item_vecs[cand_t, : cfg.dim].T)
+        def nll(item_vecs: torch.Tensor, user_vecs: torch.Tensor | None = None) -> torch.Tensor:
+            uu = u if user_vecs is None else user_vecs
+            logits = cfg.logit_scale * (uu @ item_vecs[cand_t, : cfg.dim].T)
             if log_q is not None:
                 logits = logits - log_q
             logp = torch.log_softmax(logits, dim=1)
@@ -383,7 +435,10 @@ class HybridRecommender(Recommender):
 
         loss = nll(vectors)
         if cfg.content_loss_weight > 0 and self._has_content():
-            loss = loss + cfg.content_loss_weight * nll(content)
+            # Content-only vectors are fitted to the user vectors as they are (detached): this
+            # loss must teach the content path to stand in for IDs, not bend the user tower
+            # towards content-only items (that cost ~3% warm Recall@10 on MovieLens).
+            loss = loss + cfg.content_loss_weight * nll(content, u.detach())
         return loss
 
     def _has_content(self) -> bool:
@@ -401,8 +456,8 @@ class HybridRecommender(Recommender):
         n = self._dims["n_items"] if rows is None else len(rows)
         if rows is None:
             rows = torch.arange(n, device=net.has_id.device)
-        content = net.items.content_vectors(n=n, **self._take(feats, rows))
-        return content + net.items.ids(rows) * net.has_id[rows][:, None].float()
+        content = net.items.from_reduced(n=n, **self._take(feats, rows))
+        return net.items.combine(content, net.items.ids(rows), net.has_id[rows])
 
     @torch.no_grad()
     def _user_vectors(
@@ -424,7 +479,8 @@ class HybridRecommender(Recommender):
         idx, w = pad_histories(hists, wts, self.config.max_history)
         user_t = torch.as_tensor([-1 if x is None else int(x) for x in users], device=device)
         return net.user(
-            item_vectors[torch.as_tensor(idx, device=device)],
+            item_vectors,
+            torch.as_tensor(idx, device=device),
             torch.as_tensor(w, device=device),
             user_t,
         )
@@ -480,7 +536,8 @@ class HybridRecommender(Recommender):
 
     def _finalise(self, feats: dict[str, torch.Tensor | None]) -> None:
         net = self._require_net()
-        net.item_vectors.copy_(self._eval_item_vectors(net, feats))
+        reduced = self._reduced(net, feats, self._dims["n_items"])
+        net.item_vectors.copy_(self._eval_item_vectors(net, reduced))
         self._set_version()
 
     def _set_version(self) -> None:
@@ -522,8 +579,8 @@ class HybridRecommender(Recommender):
                 idx = torch.as_tensor(
                     self.item_map.indices([item_ids[r] for r in rows]), device=device
                 )
-                add = net.items.ids(idx) * net.has_id[idx][:, None].float()
-                out[torch.as_tensor(rows, device=device)] += add
+                at = torch.as_tensor(rows, device=device)
+                out[at] = net.items.combine(out[at], net.items.ids(idx), net.has_id[idx])
         return out.cpu().numpy()
 
     @torch.no_grad()
