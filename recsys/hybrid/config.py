@@ -79,7 +79,7 @@ class HybridConfig:
     weight_decay: float = 0.0
     #: Users per minibatch.
     batch_size: int = 128
-    max_epochs: int = 80
+    max_epochs: int = 100
     #: Early stopping: epochs without a better validation Recall@10 before stopping.
     patience: int = 10
     #: Share of each user's training positives held out for early stopping when ``fit`` gets

@@ -1,8 +1,9 @@
 """The two towers as torch modules (no training loop, no ids: tensors in, tensors out).
 
 Item tower: ``content(text, image, category, brand)`` (an MLP over frozen embeddings) plus an
-item-ID embedding that only items seen in training have. Because DropoutNet-style training drops
-the ID part and whole modalities, the content path alone gives useful vectors for new items.
+item-ID embedding that only items seen in training have (``ids + gate * content``, a learned
+per-dimension gate). Because DropoutNet-style training drops the ID part and whole modalities,
+the content path alone gives useful vectors for new items.
 
 User tower: attention-weighted pooling over the *item tower outputs* of the user's recent items
 (their history part), a Mult-DAE-style nonlinearity, plus an optional user-ID embedding. It reads
