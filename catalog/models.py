@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from pgvector.django import VectorField
@@ -254,3 +255,119 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"model {self.pk} ({self.kind}, {self.status}{', active' if self.is_active else ''})"
+
+
+class MerchRule(models.Model):
+    """A merchandising rule applied at serve time to similar items, search and recommendations.
+
+    ``action`` says what happens to the items the target selects: pin one item at a position,
+    boost or bury by a factor, or exclude. ``context`` limits where it applies: everywhere, the
+    similar list of one item, or lists in one category (a category filter, or the similar list
+    of an item of that category). Rules apply between ``starts_at`` and ``ends_at`` (either may
+    be empty). See ``catalog.merchandising``.
+    """
+
+    class Action(models.TextChoices):
+        PIN = "pin", "pin item to a position"
+        BOOST = "boost", "boost by a factor"
+        BURY = "bury", "bury by a factor"
+        EXCLUDE = "exclude", "exclude"
+
+    class Target(models.TextChoices):
+        ITEM = "item", "an item"
+        BRAND = "brand", "a brand"
+        CATEGORY = "category", "a category"
+
+    class Context(models.TextChoices):
+        ANYWHERE = "anywhere", "everywhere"
+        ITEM = "item", "similar items of one item"
+        CATEGORY = "category", "lists in one category"
+
+    name = models.CharField(max_length=200)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    target = models.CharField(max_length=16, choices=Target.choices, default=Target.ITEM)
+    target_item = models.ForeignKey(
+        Item, null=True, blank=True, related_name="+", on_delete=models.CASCADE
+    )
+    target_value = models.CharField(
+        max_length=200, blank=True, default="", help_text="The brand or category (exact name)."
+    )
+    context = models.CharField(max_length=16, choices=Context.choices, default=Context.ANYWHERE)
+    context_item = models.ForeignKey(
+        Item, null=True, blank=True, related_name="+", on_delete=models.CASCADE
+    )
+    context_category = models.CharField(max_length=200, blank=True, default="")
+    position = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Pin: 1 is the first place."
+    )
+    factor = models.FloatField(
+        null=True, blank=True, help_text="Boost: above 1 (e.g. 1.5). Bury: below 1 (e.g. 0.5)."
+    )
+    priority = models.IntegerField(
+        default=0, help_text="When rules conflict, the higher priority wins (then the newer)."
+    )
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    is_enabled = models.BooleanField(default=True)
+    note = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-priority", "-id"]
+        verbose_name = "merchandising rule"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BackgroundJob(models.Model):
+    """Long work started from the admin (encode, train): what runs, how far it is, its result."""
+
+    class Kind(models.TextChoices):
+        ENCODE = "encode", "encode items"
+        TRAIN = "train", "train a model"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    params = models.JSONField(default=dict, blank=True)
+    progress = models.FloatField(default=0.0)  # 0..1
+    message = models.CharField(max_length=500, blank=True, default="")
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "background job"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+
+class ServedList(models.Model):
+    """The items one recommendation response served (sampled; feeds the dashboard's coverage)."""
+
+    endpoint = models.CharField(max_length=32)
+    item_ids = ArrayField(models.BigIntegerField())
+    served_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-served_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint}: {len(self.item_ids)} items"

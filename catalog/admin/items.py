@@ -1,19 +1,15 @@
-from typing import Any
-
 from django.contrib import admin
 from django.db import models
 from django.utils.html import format_html
 
 from catalog import services
 from catalog.models import (
-    Customer,
     Interaction,
     Item,
     ItemEmbedding,
     ItemEncoding,
     ItemImage,
     ItemStats,
-    ModelVersion,
 )
 
 
@@ -85,13 +81,6 @@ class ItemAdmin(admin.ModelAdmin):
         self.message_user(request, f"{len(ids)} items queued for encoding.")
 
 
-@admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
-    list_display = ("external_id", "user", "created_at")
-    search_fields = ("external_id", "user__username", "user__email")
-    raw_id_fields = ("user",)
-
-
 @admin.register(Interaction)
 class InteractionAdmin(admin.ModelAdmin):
     list_display = ("occurred_at", "event", "value", "customer", "session_id", "item")
@@ -108,24 +97,3 @@ class ItemStatsAdmin(admin.ModelAdmin):
     ordering = ("-score",)
     raw_id_fields = ("item",)
     list_select_related = ("item",)
-
-
-@admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
-    """Trained model versions: parameters, held-out metrics, data counts (read-only)."""
-
-    list_display = ("id", "status", "is_active", "recall_at_10", "duration", "created_at")
-    list_filter = ("status", "is_active")
-    readonly_fields = [f.name for f in ModelVersion._meta.fields]
-
-    @admin.display(description="recall@10")
-    def recall_at_10(self, obj: ModelVersion) -> str:
-        value = obj.metrics.get("recall@10")
-        return "—" if value is None else f"{value:.4f}"
-
-    @admin.display(description="duration")
-    def duration(self, obj: ModelVersion) -> str:
-        return "—" if obj.duration_seconds is None else f"{obj.duration_seconds:.1f}s"
-
-    def has_add_permission(self, request: Any) -> bool:
-        return False  # versions come from training (recs_train / the train_model task)
