@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: help install install-dev demo serve test lint format migrate clean-data
+.PHONY: help install install-dev demo serve test lint format migrate clean-data browser-deps
 
 help:
 	@echo "make demo   - install, start the embedded database, load the demo catalog, serve :$(PORT)"
@@ -56,8 +56,22 @@ format: install-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# The browser tests drive Debian's Chromium (Playwright's own download is not used). As root
+# with apt-get (CI), install it when it is missing; elsewhere say how.
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing chromium for the browser tests (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "chromium is missing: sudo apt-get install chromium chromium-driver" \
+	      "(the browser tests are skipped without it, and fail under CI)"; \
+	  fi; \
+	fi
+
 # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
-test: lint
+test: lint browser-deps
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing the run" >&2; fi; \
 	exit $$rc
