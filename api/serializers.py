@@ -307,12 +307,31 @@ def card_image_url(image: str, request: Any) -> str | None:
     return request.build_absolute_uri(url) if request is not None else url
 
 
+class AppliedRuleSerializer(serializers.Serializer):
+    """A merchandising rule that changed a result's place (part of its explanation)."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    action = serializers.ChoiceField(choices=["pin", "boost", "bury"])
+    factor = serializers.FloatField(allow_null=True, help_text="Boost or bury factor.")
+    position = serializers.IntegerField(allow_null=True, help_text="Pin: the 1-based position.")
+
+
+def _rules_field() -> AppliedRuleSerializer:
+    return AppliedRuleSerializer(
+        many=True, help_text="Merchandising rules that moved this result (empty when none)."
+    )
+
+
 class NeighbourSerializer(serializers.Serializer):
     item = ItemCardSerializer(read_only=True)
-    score = serializers.FloatField()
+    score = serializers.FloatField(
+        help_text="Similarity in the space; merchandising rules may reorder the list."
+    )
     similarity = serializers.DictField(
         child=serializers.FloatField(), help_text="Cosine similarity per space (explanation)."
     )
+    rules = _rules_field()
 
 
 def neighbours_data(results: list[Any], request: Any) -> list[dict[str, Any]]:
@@ -334,6 +353,7 @@ def neighbours_data(results: list[Any], request: Any) -> list[dict[str, Any]]:
                 },
                 "score": n.score,
                 "similarity": n.similarity,
+                "rules": list(n.rules),
             }
         )
     return out
@@ -394,10 +414,14 @@ class RecommendationRequestSerializer(serializers.Serializer):
 class RecommendationSerializer(serializers.Serializer):
     item = ItemCardSerializer(read_only=True)
     score = serializers.FloatField()
-    source = serializers.ChoiceField(choices=["model", "content", "popular"])
+    source = serializers.ChoiceField(
+        choices=["model", "content", "popular", "rule"],
+        help_text="rule: inserted by a merchandising pin rule.",
+    )
     reason = serializers.CharField()
     because = serializers.CharField(allow_null=True, help_text="The history item it follows.")
     similarity = serializers.DictField(child=serializers.FloatField())
+    rules = _rules_field()
 
 
 class RecommendationOutputSerializer(serializers.Serializer):

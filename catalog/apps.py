@@ -11,7 +11,9 @@ class CatalogConfig(AppConfig):
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
 
-        from catalog import conf  # noqa: F401  (connects the setting_changed reload)
+        # conf connects the setting_changed reload; merchandising clears its rule cache when a
+        # rule is saved or deleted.
+        from catalog import conf, merchandising  # noqa: F401
         from catalog.vectors import set_session_ef_search
 
         connection_created.connect(set_session_ef_search, dispatch_uid="shop_recs.ef_search")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from pgvector.django import VectorField
 
 
@@ -322,6 +326,67 @@ class MerchRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def is_live(self, now: datetime | None = None) -> bool:
+        """Enabled and within its dates (``starts_at <= now < ends_at``)."""
+        now = now or timezone.now()
+        return (
+            self.is_enabled
+            and (self.starts_at is None or self.starts_at <= now)
+            and (self.ends_at is None or now < self.ends_at)
+        )
+
+    def clean(self) -> None:
+        """Every field that the action, target and context need, and nothing they ignore;
+        errors name the field (the admin form shows them there)."""
+        errors: dict[str, str] = {}
+        pin = self.action == self.Action.PIN
+        # target
+        if pin and self.target != self.Target.ITEM:
+            errors["target"] = "A pin rule pins one item: choose the target 'an item'."
+        if self.target == self.Target.ITEM:
+            if self.target_item_id is None:
+                errors["target_item"] = "Choose the item this rule targets."
+            elif pin and not Item.objects.filter(pk=self.target_item_id, is_active=True).exists():
+                errors["target_item"] = "This item is not active: a pinned item must be active."
+            if self.target_value:
+                errors["target_value"] = "Leave this empty when the target is an item."
+        elif self.target in (self.Target.BRAND, self.Target.CATEGORY):
+            if not self.target_value.strip():
+                errors["target_value"] = f"Enter the {self.target} (exact name) this rule targets."
+            if self.target_item_id is not None:
+                errors["target_item"] = f"Leave this empty when the target is a {self.target}."
+        # position and factor
+        if pin and (self.position is None or self.position < 1):
+            errors["position"] = "A pin rule needs a position: 1 is the first place."
+        elif not pin and self.position is not None:
+            errors["position"] = "Only pin rules take a position: leave this empty."
+        if self.action == self.Action.BOOST and (self.factor is None or not self.factor > 1):
+            errors["factor"] = "A boost factor must be above 1 (e.g. 1.5); to push down, use bury."
+        elif self.action == self.Action.BURY and (self.factor is None or not 0 < self.factor < 1):
+            errors["factor"] = "A bury factor must be between 0 and 1 (e.g. 0.5), both excluded."
+        elif self.action in (self.Action.PIN, self.Action.EXCLUDE) and self.factor is not None:
+            errors["factor"] = "Only boost and bury rules take a factor: leave this empty."
+        # context
+        if self.context == self.Context.ITEM:
+            if self.context_item_id is None:
+                errors["context_item"] = "Choose the item whose similar list this rule changes."
+            elif pin and self.context_item_id == self.target_item_id:
+                errors["target_item"] = (
+                    "An item never appears in its own similar list: it cannot be pinned there."
+                )
+        elif self.context_item_id is not None:
+            errors["context_item"] = "Leave this empty unless the context is an item."
+        if self.context == self.Context.CATEGORY:
+            if not self.context_category.strip():
+                errors["context_category"] = "Enter the category (exact name) this rule applies in."
+        elif self.context_category:
+            errors["context_category"] = "Leave this empty unless the context is a category."
+        # dates
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            errors["ends_at"] = "The end must be after the start."
+        if errors:
+            raise ValidationError(errors)
 
 
 class BackgroundJob(models.Model):

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from django.db import connection
 from django.db.models import Q
 
-from catalog import vectors
+from catalog import merchandising, vectors
 from catalog.conf import recs_settings
 from catalog.models import (
     Customer,
@@ -40,7 +41,9 @@ from catalog.selectors import (
     NotEncoded,
     SimilarFilters,
     _filter_sql,
+    item_cards,
     item_spaces,
+    similar_with_rules,
     vector_search,
 )
 from recsys.base import event_weight
@@ -68,10 +71,12 @@ class HistoryItem:
 class Recommendation:
     item: ItemCard
     score: float
-    source: str  # "model" | "content" | "popular"
+    source: str  # "model" | "content" | "popular" | "rule" (inserted by a pin rule)
     reason: str
     because: str | None = None  # external id of the history item that explains it
     similarity: dict[str, float] = field(default_factory=dict)
+    # The merchandising rules that moved this result (catalog.merchandising).
+    rules: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -244,7 +249,9 @@ def recommendations(
     """Top-k recommendations for a shopper through the fallback chain (module docstring).
 
     ``filters.exclude`` ids never appear; nor do the shopper's recent items unless
-    ``include_seen``, nor purchased ones unless ``include_purchased``.
+    ``include_seen``, nor purchased ones unless ``include_purchased``. Merchandising rules
+    apply last (``catalog.merchandising``): the chain then fills a larger pool when boosts or
+    buries may lift items from below the top k.
     """
     from catalog.training import active_model, user_key
 
@@ -257,6 +264,12 @@ def recommendations(
         excluded |= purchased_item_ids(customer=customer, session_id=session_id)
     if not include_seen:
         excluded |= {h.item_id for h in history}
+    plan = merchandising.plan_for(kind=merchandising.RECOMMENDATIONS, category=filters.category)
+    wanted = k
+    if plan is not None:
+        filters = plan.filters(filters)
+        excluded |= set(plan.exclude_item_ids)
+        k = plan.pool(k)
     results: list[Recommendation] = []
     model_version = None
 
@@ -317,7 +330,37 @@ def recommendations(
                 Recommendation(item=n.item, score=n.score, source="popular",
                                reason=f"popular{where} right now")
             )  # fmt: skip
-    return RecommendationResult(results=results[:k], history=history, model_version=model_version)
+    results = results[:k]
+    if plan is not None:
+        results = _merchandised(plan, results, k=wanted, filters=filters, excluded=excluded)
+    return RecommendationResult(results=results, history=history, model_version=model_version)
+
+
+def _merchandised(
+    plan: merchandising.Plan,
+    results: list[Recommendation],
+    *,
+    k: int,
+    filters: SimilarFilters,
+    excluded: set[int],
+) -> list[Recommendation]:
+    """Apply the rules to the chain's pool. The sources score on different scales (inner
+    product, cosine, popularity), so a mixed list is boosted by rank instead of by score."""
+    scores = None
+    if len({r.source for r in results}) > 1:
+        scores = [float(len(results) - n) for n in range(len(results))]
+
+    def fetch(ids: list[int]) -> list[Recommendation]:
+        return [
+            Recommendation(item=n.item, score=n.score, source="rule", reason="")
+            for n in item_cards(item_ids=ids, filters=filters, exclude_item_ids=excluded)
+        ]
+
+    def on_pin(r: Recommendation, rule: merchandising.Rule) -> None:
+        pinned = f"pinned by rule '{rule.name}'"
+        r.reason = f"{pinned}; {r.reason}" if r.reason else pinned
+
+    return merchandising.apply(plan, results, k=k, fetch=fetch, scores=scores, on_pin=on_pin)
 
 
 def default_similar_space() -> str:
@@ -352,11 +395,10 @@ def item_similar_hybrid(
     _, model = model_found
     item_vec = _space_vectors(Space.HYBRID, [item_id])[item_id]
     query = model.user_vector(None, item_vec[None, :])
-    return vector_search(
+    return similar_with_rules(
         space=Space.HYBRID,
         query=vectors.to_literal(query),
+        item_id=item_id,
         k=k,
         filters=filters or SimilarFilters(),
-        exclude_item_ids=[item_id],
-        explain=item_id,
     )

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Prefetch, QuerySet
 
-from catalog import vectors
+from catalog import merchandising, vectors
 from catalog.conf import recs_settings
 from catalog.filters import ItemFilter
 from catalog.models import (
@@ -72,6 +72,9 @@ class SimilarFilters:
     price_min: Decimal | None = None
     price_max: Decimal | None = None
     exclude: tuple[str, ...] = ()
+    # Set by merchandising exclude rules (catalog.merchandising), not by requests.
+    exclude_brands: tuple[str, ...] = ()
+    exclude_categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ class Neighbour:
     item: ItemCard
     score: float
     similarity: dict[str, float] = field(default_factory=dict)
+    # The merchandising rules that moved this result (catalog.merchandising), for the
+    # explanation: {"id", "name", "action", "factor", "position"}.
+    rules: list[dict[str, Any]] = field(default_factory=list)
 
 
 class NotEncoded(Exception):
@@ -152,6 +158,12 @@ def _filter_sql(
     if filters.exclude:
         clauses.append("NOT (i.external_id = ANY(%s))")
         params.append(list(filters.exclude))
+    if filters.exclude_brands:
+        clauses.append("NOT (i.brand = ANY(%s))")
+        params.append(list(filters.exclude_brands))
+    if filters.exclude_categories:
+        clauses.append("NOT (i.category = ANY(%s))")
+        params.append(list(filters.exclude_categories))
     excluded = sorted(set(exclude_ids))
     if excluded:
         clauses.append(f"NOT ({id_column} = ANY(%s))")
@@ -159,7 +171,9 @@ def _filter_sql(
     return " AND ".join(clauses), params
 
 
-def _explain_sql(table: str, explain: dict[str, str] | int | None) -> tuple[str, list[Any]]:
+def _explain_sql(
+    table: str, explain: dict[str, str] | int | None, *, id_column: str = "e.item_id"
+) -> tuple[str, list[Any]]:
     """Per-space similarity of each result to the query: against query vectors given as
     literals (space -> vector), or against every vector of the stored item ``explain``."""
     similarity = "1 - (x.vector <=> q.v)"
@@ -167,7 +181,7 @@ def _explain_sql(table: str, explain: dict[str, str] | int | None) -> tuple[str,
         return (
             f"(SELECT json_object_agg(x.space, {similarity.replace('q.v', 'q.vector')}) "
             f"FROM {table} x JOIN {table} q ON q.item_id = %s AND q.space = x.space "
-            "AND q.dim = x.dim WHERE x.item_id = e.item_id)",
+            f"AND q.dim = x.dim WHERE x.item_id = {id_column})",
             [explain],
         )
     if not explain:
@@ -179,8 +193,31 @@ def _explain_sql(table: str, explain: dict[str, str] | int | None) -> tuple[str,
     return (
         f"(SELECT json_object_agg(x.space, {similarity}) FROM {table} x "
         f"JOIN (VALUES {values}) AS q(space, v) ON q.space = x.space "
-        "AND x.dim = vector_dims(q.v) WHERE x.item_id = e.item_id)",
+        f"AND x.dim = vector_dims(q.v) WHERE x.item_id = {id_column})",
         params,
+    )
+
+
+def _query_sql(space: str, query: str | StoredVector) -> tuple[str, list[Any], int]:
+    """The query vector as SQL (typed ``vector(dim)``), its parameters and its dimension."""
+    table = vectors.embedding_table()
+    if isinstance(query, StoredVector):
+        dim = int(query.dim)
+        return (
+            f"(SELECT vector FROM {table} WHERE item_id = %s AND space = '{space}' "
+            f"AND dim = {dim})::vector({dim})",
+            [query.item_id],
+            dim,
+        )
+    dim = _dims(query)
+    return f"%s::vector({dim})", [query], dim
+
+
+def _image_sql() -> str:
+    images = connection.ops.quote_name(ItemImage._meta.db_table)
+    return (
+        f"(SELECT coalesce(nullif(im.file, ''), im.source_url) FROM {images} im "
+        "WHERE im.item_id = i.id AND im.status <> 'failed' ORDER BY im.position, im.id LIMIT 1)"
     )
 
 
@@ -205,27 +242,15 @@ def vector_search(
     """
     space = Space(space).value
     table = vectors.embedding_table()
-    if isinstance(query, StoredVector):
-        dim = int(query.dim)
-        q_sql = (
-            f"(SELECT vector FROM {table} WHERE item_id = %s AND space = '{space}' "
-            f"AND dim = {dim})::vector({dim})"
-        )
-        q_params: list[Any] = [query.item_id]
-    else:
-        dim = _dims(query)
-        q_sql, q_params = f"%s::vector({dim})", [query]
+    q_sql, q_params, dim = _query_sql(space, query)
     op = vectors.distance_operator(space)
     items = connection.ops.quote_name(Item._meta.db_table)
-    images = connection.ops.quote_name(ItemImage._meta.db_table)
     where, params = _filter_sql(filters, exclude_item_ids)
     expr = f"e.vector::vector({dim})"
     explain_sql, explain_params = _explain_sql(table, explain)
     columns = (
         f"e.item_id, i.external_id, i.title, i.category, i.brand, i.price, i.in_stock, "
-        f"(SELECT coalesce(nullif(im.file, ''), im.source_url) FROM {images} im "
-        "WHERE im.item_id = i.id AND im.status <> 'failed' ORDER BY im.position, im.id LIMIT 1)"
-        f" AS image, {explain_sql} AS sims"
+        f"{_image_sql()} AS image, {explain_sql} AS sims"
     )
     base = (
         f"FROM {table} e JOIN {items} i ON i.id = e.item_id "
@@ -293,6 +318,112 @@ def _neighbours(rows: Iterable[tuple[Any, ...]], op: str = "<=>") -> list[Neighb
     return out
 
 
+def item_cards(
+    *,
+    item_ids: Iterable[int],
+    filters: SimilarFilters,
+    exclude_item_ids: Iterable[int] = (),
+    space: str | None = None,
+    query: str | StoredVector | None = None,
+    explain: dict[str, str] | int | None = None,
+) -> list[Neighbour]:
+    """The items ``item_ids`` that pass the filters (active, not excluded), as list entries:
+    what a pin rule inserts when its item is not among the candidates. Each one's score is
+    against ``query`` in ``space`` like :func:`vector_search`'s, 0.0 without a query or when the
+    item has no vector there."""
+    ids = sorted(set(item_ids))
+    if not ids:
+        return []
+    table = vectors.embedding_table()
+    items = connection.ops.quote_name(Item._meta.db_table)
+    op = "<=>"
+    dist_sql, q_params = "NULL", []
+    if space is not None and query is not None:
+        space = Space(space).value
+        q_sql, q_params, dim = _query_sql(space, query)
+        op = vectors.distance_operator(space)
+        dist_sql = (
+            f"(SELECT e.vector::vector({dim}) {op} {q_sql} FROM {table} e "
+            f"WHERE e.item_id = i.id AND e.space = '{space}' AND e.dim = {dim})"
+        )
+    where, params = _filter_sql(filters, exclude_item_ids, id_column="i.id")
+    explain_sql, explain_params = _explain_sql(table, explain, id_column="i.id")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {dist_sql}, i.id, i.external_id, i.title, i.category, i.brand, i.price, "
+            f"i.in_stock, {_image_sql()}, {explain_sql} FROM {items} i "
+            f"WHERE i.id = ANY(%s) AND {where} ORDER BY i.id",
+            [*q_params, *explain_params, ids, *params],
+        )
+        rows = cursor.fetchall()
+    out = []
+    for dist, *card, image, sims in rows:
+        score = 0.0
+        if dist is not None:
+            score = 1.0 - float(dist) if op == "<=>" else -float(dist)
+        out.append(
+            Neighbour(
+                item=ItemCard(*card, image=image or ""),
+                score=round(score, 6),
+                similarity={name: round(float(v), 6) for name, v in (sims or {}).items()},
+            )
+        )
+    return out
+
+
+def similar_with_rules(
+    *,
+    space: str,
+    query: str | StoredVector,
+    item_id: int,
+    k: int,
+    filters: SimilarFilters,
+) -> list[Neighbour]:
+    """The similar list of the stored item ``item_id`` (never itself) nearest to ``query`` in
+    ``space``, with the merchandising rules that apply to it (``catalog.merchandising``).
+    Without such rules, exactly the plain :func:`vector_search`."""
+    plan = merchandising.plan_for(
+        kind=merchandising.SIMILAR,
+        category=filters.category,
+        item_id=item_id,
+        item_category=lambda: (
+            Item.objects.filter(pk=item_id).values_list("category", flat=True).first()
+        ),
+    )
+    if plan is None:
+        return vector_search(
+            space=space,
+            query=query,
+            k=k,
+            filters=filters,
+            exclude_item_ids=[item_id],
+            explain=item_id,
+        )
+    filters = plan.filters(filters)
+    exclude = [item_id, *plan.exclude_item_ids]
+    found = vector_search(
+        space=space,
+        query=query,
+        k=plan.pool(k),
+        filters=filters,
+        exclude_item_ids=exclude,
+        explain=item_id,
+    )
+    return merchandising.apply(
+        plan,
+        found,
+        k=k,
+        fetch=lambda ids: item_cards(
+            item_ids=ids,
+            filters=filters,
+            exclude_item_ids=exclude,
+            space=space,
+            query=query,
+            explain=item_id,
+        ),
+    )
+
+
 def item_similar(
     *, external_id: str, space: str, k: int, filters: SimilarFilters | None = None
 ) -> list[Neighbour] | None:
@@ -309,13 +440,12 @@ def item_similar(
         encoding = ItemEncoding.objects.filter(item_id=item_id).first()
         status = encoding.status if encoding else ItemEncoding.Status.PENDING
         raise NotEncoded(external_id, space, status, encoding.error if encoding else "")
-    return vector_search(
+    return similar_with_rules(
         space=space,
         query=StoredVector(item_id, dims[space]),
+        item_id=item_id,
         k=k,
         filters=filters or SimilarFilters(),
-        exclude_item_ids=[item_id],
-        explain=item_id,
     )
 
 
@@ -323,14 +453,50 @@ def items_search(
     *, query_vectors: dict[str, np.ndarray], k: int, filters: SimilarFilters | None = None
 ) -> list[Neighbour]:
     """Items nearest to encoded query vectors (one per space); several spaces are merged by
-    their best similarity."""
+    their best similarity. Merchandising rules apply (``catalog.merchandising``)."""
+    filters = filters or SimilarFilters()
     literals = {space: vectors.to_literal(vec) for space, vec in query_vectors.items()}
-    best: dict[int, Neighbour] = {}
-    for space, literal in literals.items():
-        found = vector_search(
-            space=space, query=literal, k=k, filters=filters or SimilarFilters(), explain=literals
-        )
+    plan = merchandising.plan_for(kind=merchandising.SEARCH, category=filters.category)
+    exclude: list[int] = []
+    pool = k
+    if plan is not None:
+        filters, exclude, pool = plan.filters(filters), plan.exclude_item_ids, plan.pool(k)
+
+    def merged(found: Iterable[Neighbour]) -> list[Neighbour]:
+        best: dict[int, Neighbour] = {}
         for n in found:
             if n.item.id not in best or n.score > best[n.item.id].score:
                 best[n.item.id] = n
-    return sorted(best.values(), key=lambda n: -n.score)[:k]
+        return sorted(best.values(), key=lambda n: -n.score)
+
+    results = merged(
+        n
+        for space, literal in literals.items()
+        for n in vector_search(
+            space=space,
+            query=literal,
+            k=pool,
+            filters=filters,
+            exclude_item_ids=exclude,
+            explain=literals,
+        )
+    )
+    if plan is None:
+        return results[:k]
+    return merchandising.apply(
+        plan,
+        results,
+        k=k,
+        fetch=lambda ids: merged(
+            n
+            for space, literal in literals.items()
+            for n in item_cards(
+                item_ids=ids,
+                filters=filters,
+                exclude_item_ids=exclude,
+                space=space,
+                query=literal,
+                explain=literals,
+            )
+        ),
+    )

@@ -34,6 +34,7 @@ from catalog.models import (
     ItemEncoding,
     ItemImage,
     ItemStats,
+    MerchRule,
 )
 from catalog.validation import check_json_value, inspect_image
 
@@ -606,3 +607,14 @@ def items_upsert(
     counts.content_changed_ids = [i.pk for i in (*to_create, *content_changed)]
     items = {**existing, **{i.external_id: i for i in to_create}}
     return counts, items
+
+
+def merch_rule_save(*, rule: MerchRule, user: Any = None) -> MerchRule:
+    """Validate and save a merchandising rule (new or changed); a new rule records who made it.
+    Raises ValidationError naming the field. Saving clears this process's rule cache
+    (``catalog.merchandising``); other processes see the change within RULES_CACHE_SECONDS."""
+    if rule.pk is None and rule.created_by_id is None and getattr(user, "is_authenticated", False):
+        rule.created_by = user
+    rule.full_clean()
+    rule.save()
+    return rule

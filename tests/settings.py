@@ -18,7 +18,9 @@ from shop_recs.settings import DATA_DIR
 MEDIA_ROOT = DATA_DIR / "media"
 STATIC_ROOT = DATA_DIR / "static"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users
-SHOP_RECS = {"THROTTLE_RATES": {"anon": None, "user": None}}
+# Merchandising rules are read on every request: a per-process cache would outlive the rules
+# that a test's rolled-back transaction removed (tests of the cache itself set it).
+SHOP_RECS = {"THROTTLE_RATES": {"anon": None, "user": None}, "RULES_CACHE_SECONDS": 0}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 
 from catalog import services
 from catalog.encoding import items_encode
-from catalog.models import Customer, Item, ItemEmbedding, ModelVersion
+from catalog.models import Customer, Item, ItemEmbedding, MerchRule, ModelVersion
 from catalog.recommend import recommendations
 from catalog.services import EventIn
 from catalog.training import TrainingError, model_rollback, model_train, training_request
@@ -129,7 +129,8 @@ def test_customer_recommendations_follow_their_family(trained, client_for) -> No
     body = response.json()
     assert body["model_version"] == trained.pk and len(body["results"]) == 3
     first = body["results"][0]
-    assert set(first) == {"item", "score", "source", "reason", "because", "similarity"}
+    assert set(first) == {"item", "score", "source", "reason", "because", "similarity", "rules"}
+    assert first["rules"] == []
     assert family_of(first["because"]) == "shirt" and first["item"]["title"]
 
 
@@ -238,6 +239,20 @@ def test_filters_and_exclusions_are_honoured_by_the_model(trained, anon) -> None
     ).json()
     ids = [r["item"]["external_id"] for r in body["results"]]
     assert sorted(ids) == ["bag-0", "bag-2", "bag-3"]
+    # merchandising rules apply to the model's lists too (tests/test_merchandising.py has more)
+    boot = Item.objects.get(external_id="boot-3")
+    rule = services.merch_rule_save(
+        rule=MerchRule(name="Boot promo", action="pin", target_item=boot, position=1)
+    )
+    similar = anon.get("/api/v1/items/shirt-0/similar/?space=hybrid&k=3").json()["results"]
+    assert similar[0]["item"]["external_id"] == "boot-3"
+    assert similar[0]["rules"][0]["id"] == rule.pk and similar[1]["rules"] == []
+    body = anon.post(
+        "/api/v1/recommendations/", {"recent_item_ids": ["shirt-0"], "k": 3}, format="json"
+    ).json()
+    assert body["results"][0]["item"]["external_id"] == "boot-3"
+    assert body["results"][0]["reason"].startswith("pinned by rule 'Boot promo'")
+    assert family_of(body["results"][1]["item"]["external_id"]) == "shirt"
 
 
 def test_recommendation_errors_and_permissions(trained, anon, client_for) -> None:
