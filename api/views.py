@@ -28,7 +28,7 @@ from rest_framework.views import APIView
 from api import serializers as s
 from api.parsers import LimitedJSONParser
 from api.permissions import ReadPublicWriteAuthenticated
-from catalog import recommend, selectors, services
+from catalog import recommend, selectors, served, services
 from catalog.conf import recs_settings
 from catalog.models import Customer, Interaction, Item, ItemImage
 from catalog.queries import EncoderUnavailable, search_query_vectors
@@ -274,6 +274,7 @@ class ItemSimilarView(APIView):
             )
         if results is None:
             raise NotFound(f"No item with external_id {external_id!r}.")
+        served.record("similar", [n.item.id for n in results])
         out = {
             "item_id": external_id,
             "space": space,
@@ -302,6 +303,7 @@ class SearchView(APIView):
         results = selectors.items_search(
             query_vectors=query_vectors, k=values["k"], filters=_similarity_filters(values)
         )
+        served.record("search", [n.item.id for n in results])
         out = {
             "q": values["q"],
             "spaces": sorted(query_vectors),
@@ -337,6 +339,7 @@ def _recommendations_response(
     session_id: str | None,
     ignored: list[str],
 ) -> Response:
+    served.record("recommendations", [r.item.id for r in result.results])
     return Response(
         {
             "customer_id": customer_id,

@@ -86,6 +86,12 @@ DEFAULTS: dict[str, Any] = {
     "ACTIVATION_TOLERANCE": 0.02,
     # Recent events of a shopper used at request time.
     "HISTORY_LENGTH": 50,
+    # Served recommendation lists are logged for the dashboard's coverage, this many per
+    # database write (also written when the oldest waits 30 s); 0 switches logging off.
+    "SERVED_LOG_BUFFER": 20,
+    # Merchandising rules are read once per this many seconds per process (a saved rule clears
+    # the saving process's copy at once); 0 reads them on every request.
+    "RULES_CACHE_SECONDS": 5,
 }
 
 IMPORT_STRINGS: set[str] = set()

@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -251,22 +251,35 @@ def model_train(
     progress: bool = False,
     note: str = "",
     activate: bool = True,
+    on_progress: Callable[[float, str], Any] | None = None,
 ) -> ModelVersion:
     """Train a new model version from the interactions and stored embeddings, evaluate it on a
     held-out slice, save its artefact, and activate it when it is not worse than the active
     version (``ACTIVATION_METRIC`` within ``ACTIVATION_TOLERANCE``) or when ``force``.
 
     The version row exists from the start (status ``training``), so the admin sees the run;
-    a failure is recorded on it (status ``failed`` + error) and re-raised.
+    a failure is recorded on it (status ``failed`` + error) and re-raised. ``on_progress``
+    (share done 0..1, what runs now) hears of each stage (background jobs show it).
     """
     with _TrainingLock():
         return _model_train(
-            force=force, params=params, progress=progress, note=note, activate=activate
+            force=force,
+            params=params,
+            progress=progress,
+            note=note,
+            activate=activate,
+            on_progress=on_progress or (lambda share, message: None),
         )
 
 
 def _model_train(
-    *, force: bool, params: dict[str, Any] | None, progress: bool, note: str, activate: bool
+    *,
+    force: bool,
+    params: dict[str, Any] | None,
+    progress: bool,
+    note: str,
+    activate: bool,
+    on_progress: Callable[[float, str], Any],
 ) -> ModelVersion:
     params = {**dict(recs_settings.MODEL_PARAMS), **(params or {})}
     params.setdefault("seed", int(recs_settings.TRAIN_SEED))
@@ -275,6 +288,7 @@ def _model_train(
     )
     started = time.perf_counter()
     try:
+        on_progress(0.02, f"model {version.pk}: reading interactions and item vectors")
         dataset, catalog = training_dataset()
         minimum = int(recs_settings.TRAIN_MIN_INTERACTIONS)
         if len(dataset) < minimum:
@@ -283,16 +297,22 @@ def _model_train(
                 "needed to train. Record more events (POST /api/v1/events/) or import a bundle."
             )
         model_cls = model_class()
+        on_progress(0.1, f"model {version.pk}: training and evaluating on a held-out slice")
         model, metrics = _evaluate(model_cls, params, dataset, progress)
+        # the evaluation run's epochs carry the validation metrics (the admin charts them)
+        history = _history_of(model, "evaluation")
         if recs_settings.TRAIN_REFIT_ALL:
+            on_progress(0.55, f"model {version.pk}: training on all events")
             model = model_cls(**_refit_params(model, params)).fit(dataset, progress=progress)
+            history += _history_of(model, "final")
+        on_progress(0.9, f"model {version.pk}: saving")
         path = model_dir() / str(version.pk)
         if path.exists():
             shutil.rmtree(path)
         model.save(path)
         version.status = ModelVersion.Status.READY
         version.metrics = metrics
-        version.history = list(getattr(model, "training_history_", []) or [])
+        version.history = history
         version.data_counts = _counts(dataset, catalog)
         version.artefact = str(path)
         version.model_version = str(getattr(model, "version", "") or "")
@@ -311,11 +331,16 @@ def _model_train(
     if activate:
         ok, reason = activation_check(version)
         if ok or force:
+            on_progress(0.95, f"model {version.pk}: activating")
             model_activate(version=version, model=model)
         else:
             version.note = (version.note + " " if version.note else "") + reason
             version.save(update_fields=["note"])
     return version
+
+
+def _history_of(model: Any, run: str) -> list[dict[str, Any]]:
+    return [{**h, "run": run} for h in getattr(model, "training_history_", []) or []]
 
 
 def _supports(model_cls: type, params: dict[str, Any], name: str) -> bool:

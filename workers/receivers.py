@@ -6,15 +6,21 @@ against data that is not yet visible (or was rolled back).
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from typing import Any
 
 from celery.signals import worker_init, worker_process_init
+from django.db import connection
 from django.dispatch import receiver
 
-from catalog import signals
+from catalog import jobs, signals
 from catalog.conf import recs_settings
+from catalog.models import BackgroundJob
 from workers import tasks
+
+logger = logging.getLogger(__name__)
 
 
 @receiver(signals.interactions_recorded, dispatch_uid="shop_recs.refresh_item_stats")
@@ -40,6 +46,35 @@ def on_training_requested(
     sender: Any, *, force: bool = False, note: str = "", **kwargs: Any
 ) -> None:
     tasks.train_model.delay(force=force, note=note)
+
+
+JOB_TASKS = {
+    BackgroundJob.Kind.ENCODE: tasks.encode_items,
+    BackgroundJob.Kind.TRAIN: tasks.train_model,
+}
+
+
+def _apply_in_thread(task: Any, job_id: int) -> None:
+    try:
+        task.apply(kwargs={"job_id": job_id})
+    except Exception:  # the job records its own failures; this is a last resort
+        logger.exception("background job %s crashed", job_id)
+    finally:
+        connection.close()  # this thread's own connection: never left open
+
+
+@receiver(jobs.job_requested, dispatch_uid="shop_recs.run_job")
+def on_job_requested(sender: Any, *, job_id: int, kind: str, **kwargs: Any) -> str:
+    """Queue an admin job's task; without a broker, run it in a thread (see catalog.jobs)."""
+    task = JOB_TASKS[kind]
+    if task.app.conf.task_always_eager:
+        threading.Thread(
+            target=_apply_in_thread, args=(task, job_id), name=f"shop_recs-job-{job_id}",
+            daemon=True,
+        ).start()  # fmt: skip
+        return "thread"
+    task.delay(job_id=job_id)
+    return "queued"
 
 
 def _prepare_process(threads: int) -> None:

@@ -1,16 +1,21 @@
 """Celery tasks: thin, take ids, call one catalog service, retry transient failures.
 
 All are idempotent (safe to run twice: acks_late redelivers a task whose worker died).
+
+``encode_items`` and ``train_model`` also run admin background jobs (``job_id``): the job
+service records progress and the outcome on the job row, see :mod:`catalog.jobs`, which also
+explains why, without a broker, a job runs in a thread of the web process.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from catalog import services
+from catalog import jobs, services
 from catalog.models import ItemImage
 
 logger = logging.getLogger(__name__)
@@ -42,11 +47,16 @@ def refresh_all_item_stats() -> int:
 
 
 @shared_task(**RETRY)
-def encode_items(item_ids: list[int], force: bool = False) -> dict[str, int]:
-    """Encode items (text, images, content vectors); unchanged items are skipped."""
+def encode_items(
+    item_ids: list[int] | None = None, force: bool = False, job_id: int | None = None
+) -> dict[str, Any]:
+    """Encode items (text, images, content vectors); unchanged items are skipped. With
+    ``job_id``, run that background job (its items and options are on the job)."""
+    if job_id is not None:
+        return jobs.job_run_encode(job_id=int(job_id))
     from catalog.encoding import items_encode
 
-    report = items_encode(item_ids=[int(i) for i in item_ids], force=force)
+    report = items_encode(item_ids=[int(i) for i in item_ids or []], force=force)
     logger.info("encode_items: %s", report.summary())
     return {"encoded": report.encoded, "skipped": report.skipped, "failed": report.failed}
 
@@ -71,8 +81,13 @@ def fetch_item_image(image_id: int) -> str:
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=60, max_retries=3)
-def train_model(force: bool = False, note: str = "") -> dict[str, object]:
-    """Train, evaluate and (if not worse, or forced) activate a new model version."""
+def train_model(
+    force: bool = False, note: str = "", job_id: int | None = None
+) -> dict[str, object]:
+    """Train, evaluate and (if not worse, or forced) activate a new model version. With
+    ``job_id``, run that background job (its options are on the job)."""
+    if job_id is not None:
+        return jobs.job_run_train(job_id=int(job_id))
     from catalog.training import TrainingError, model_train
 
     try:
@@ -87,3 +102,4 @@ def train_model(force: bool = False, note: str = "") -> dict[str, object]:
         version.is_active,
     )
     return {"version": version.pk, "active": version.is_active, "metrics": version.metrics}
+

@@ -7,72 +7,204 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('shop_recs_catalog', '0004_model_versions'),
+        ("shop_recs_catalog", "0004_model_versions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ServedList',
+            name="ServedList",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('endpoint', models.CharField(max_length=32)),
-                ('item_ids', django.contrib.postgres.fields.ArrayField(base_field=models.BigIntegerField(), size=None)),
-                ('served_at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("endpoint", models.CharField(max_length=32)),
+                (
+                    "item_ids",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.BigIntegerField(), size=None
+                    ),
+                ),
+                ("served_at", models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
             options={
-                'ordering': ['-served_at', '-id'],
+                "ordering": ["-served_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='BackgroundJob',
+            name="BackgroundJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('encode', 'encode items'), ('train', 'train a model')], max_length=16)),
-                ('status', models.CharField(choices=[('queued', 'queued'), ('running', 'running'), ('done', 'done'), ('failed', 'failed')], default='queued', max_length=16)),
-                ('params', models.JSONField(blank=True, default=dict)),
-                ('progress', models.FloatField(default=0.0)),
-                ('message', models.CharField(blank=True, default='', max_length=500)),
-                ('result', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True, default='')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("encode", "encode items"), ("train", "train a model")],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "queued"),
+                            ("running", "running"),
+                            ("done", "done"),
+                            ("failed", "failed"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("params", models.JSONField(blank=True, default=dict)),
+                ("progress", models.FloatField(default=0.0)),
+                ("message", models.CharField(blank=True, default="", max_length=500)),
+                ("result", models.JSONField(blank=True, default=dict)),
+                ("error", models.TextField(blank=True, default="")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'background job',
-                'ordering': ['-created_at', '-id'],
+                "verbose_name": "background job",
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='MerchRule',
+            name="MerchRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('action', models.CharField(choices=[('pin', 'pin item to a position'), ('boost', 'boost by a factor'), ('bury', 'bury by a factor'), ('exclude', 'exclude')], max_length=16)),
-                ('target', models.CharField(choices=[('item', 'an item'), ('brand', 'a brand'), ('category', 'a category')], default='item', max_length=16)),
-                ('target_value', models.CharField(blank=True, default='', help_text='The brand or category (exact name).', max_length=200)),
-                ('context', models.CharField(choices=[('anywhere', 'everywhere'), ('item', 'similar items of one item'), ('category', 'lists in one category')], default='anywhere', max_length=16)),
-                ('context_category', models.CharField(blank=True, default='', max_length=200)),
-                ('position', models.PositiveIntegerField(blank=True, help_text='Pin: 1 is the first place.', null=True)),
-                ('factor', models.FloatField(blank=True, help_text='Boost: above 1 (e.g. 1.5). Bury: below 1 (e.g. 0.5).', null=True)),
-                ('priority', models.IntegerField(default=0, help_text='When rules conflict, the higher priority wins (then the newer).')),
-                ('starts_at', models.DateTimeField(blank=True, null=True)),
-                ('ends_at', models.DateTimeField(blank=True, null=True)),
-                ('is_enabled', models.BooleanField(default=True)),
-                ('note', models.TextField(blank=True, default='')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('context_item', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='shop_recs_catalog.item')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('target_item', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='shop_recs_catalog.item')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("pin", "pin item to a position"),
+                            ("boost", "boost by a factor"),
+                            ("bury", "bury by a factor"),
+                            ("exclude", "exclude"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "target",
+                    models.CharField(
+                        choices=[
+                            ("item", "an item"),
+                            ("brand", "a brand"),
+                            ("category", "a category"),
+                        ],
+                        default="item",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "target_value",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="The brand or category (exact name).",
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "context",
+                    models.CharField(
+                        choices=[
+                            ("anywhere", "everywhere"),
+                            ("item", "similar items of one item"),
+                            ("category", "lists in one category"),
+                        ],
+                        default="anywhere",
+                        max_length=16,
+                    ),
+                ),
+                ("context_category", models.CharField(blank=True, default="", max_length=200)),
+                (
+                    "position",
+                    models.PositiveIntegerField(
+                        blank=True, help_text="Pin: 1 is the first place.", null=True
+                    ),
+                ),
+                (
+                    "factor",
+                    models.FloatField(
+                        blank=True,
+                        help_text="Boost: above 1 (e.g. 1.5). Bury: below 1 (e.g. 0.5).",
+                        null=True,
+                    ),
+                ),
+                (
+                    "priority",
+                    models.IntegerField(
+                        default=0,
+                        help_text="When rules conflict, the higher priority wins (then the newer).",
+                    ),
+                ),
+                ("starts_at", models.DateTimeField(blank=True, null=True)),
+                ("ends_at", models.DateTimeField(blank=True, null=True)),
+                ("is_enabled", models.BooleanField(default=True)),
+                ("note", models.TextField(blank=True, default="")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "context_item",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="shop_recs_catalog.item",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "target_item",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="shop_recs_catalog.item",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'merchandising rule',
-                'ordering': ['-priority', '-id'],
+                "verbose_name": "merchandising rule",
+                "ordering": ["-priority", "-id"],
             },
         ),
     ]

@@ -118,7 +118,7 @@ def demo_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterato
     server.manage("collectstatic", "--noinput", "--verbosity", "0")
     server.manage("recs_import", str(DEMO_BUNDLE))
     server.manage("recs_train", "--if-none-active", "--note", "browser tests")
-    server.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com")
+    server.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "a@example.com")
     proc = subprocess.Popen(
         [
             sys.executable,
