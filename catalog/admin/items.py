@@ -20,7 +20,6 @@ from catalog.models import (
     Interaction,
     Item,
     ItemEmbedding,
-    ItemEncoding,
     ItemImage,
     ItemStats,
     Space,
@@ -62,28 +61,6 @@ class ItemImageInline(admin.TabularInline):
         return obj.source_url or "-"
 
 
-class ItemEncodingInline(admin.StackedInline):
-    model = ItemEncoding
-    can_delete = False
-    extra = 0
-    fields = ("status", "error", "requested_at", "encoded_at")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class ItemEmbeddingInline(admin.TabularInline):
-    model = ItemEmbedding
-    extra = 0
-    can_delete = False
-    fields = ("space", "dim", "encoder", "encoder_version", "content_hash", "updated_at")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
     list_display = (
@@ -108,7 +85,8 @@ class ItemAdmin(admin.ModelAdmin):
     list_display_links = ("thumbnail", "external_id")
     search_fields = ("external_id", "title", "description")
     readonly_fields = ("created_at", "updated_at")
-    inlines = [ItemImageInline, ItemEncodingInline, ItemEmbeddingInline]
+    # encoding status and vectors per space: the "Encoding" section of the change form
+    inlines = [ItemImageInline]
     list_per_page = 50
     list_select_related = ("encoding",)
     actions = ["reencode"]

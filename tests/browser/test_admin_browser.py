@@ -5,9 +5,10 @@ in the API, activating a model version. Each page is saved as a screenshot."""
 from __future__ import annotations
 
 import json
-import time
+import re
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import login, screenshot
 
@@ -42,6 +43,18 @@ def test_login_and_dashboard_link(page, demo_server) -> None:
     assert "Site administration" in page.content()
     screenshot(page, "01-admin-index")
 
+    page.click("#shop-recs-dashboard-link th a")
+    page.wait_for_selector("#recs-encoding")
+    assert page.locator("#recs-total").inner_text().strip() == "1000"
+    assert "no broker" in page.locator("#recs-backlog").inner_text().lower()
+    page.fill("#recs-try-search input[name=q]", "leather boots")
+    with page.expect_navigation():
+        page.press("#recs-try-search input[name=q]", "Enter")
+    cards = page.locator("#recs-try-results .recs-card")
+    assert cards.count() > 0
+    assert "boot" in cards.first.inner_text().lower()
+    screenshot(page, "01b-dashboard-search")
+
 
 def test_item_page_shows_similar_thumbnails_per_space(admin_page, demo_server) -> None:
     external_id = _demo_item_with_image(demo_server)
@@ -54,8 +67,11 @@ def test_item_page_shows_similar_thumbnails_per_space(admin_page, demo_server) -
         thumbs = panel.locator("img.recs-thumb")
         assert thumbs.count() >= 3, space
         # the thumbnails load: the browser decoded a real image for the first one
-        width = thumbs.first.evaluate("img => img.complete ? img.naturalWidth : -1")
-        assert width > 0, f"{space} thumbnail did not load"
+        thumbs.first.scroll_into_view_if_needed()
+        loaded = admin_page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=thumbs.first.element_handle()
+        )
+        assert loaded, f"{space} thumbnail did not load"
         assert "score" in panel.inner_text()
     assert admin_page.locator("#recs-encoding tr[data-space]").count() >= 3
     screenshot(admin_page, "02-item-similar-per-space")
@@ -107,7 +123,7 @@ def _pick_autocomplete(page, field: str, search: str) -> None:
 def test_pin_rule_created_in_the_admin_applies_in_the_api(admin_page, demo_server) -> None:
     context_id = _demo_item_with_image(demo_server)
     before = demo_server.api("GET", f"/api/v1/items/{context_id}/similar/?k=10").json()
-    shown = {r["item_id"] for r in before["results"]} | {context_id}
+    shown = {r["item"]["external_id"] for r in before["results"]} | {context_id}
     candidates = demo_server.api("GET", "/api/v1/items/?page_size=100&page=3").json()["results"]
     pinned = next(
         c["external_id"]
@@ -132,12 +148,12 @@ def test_pin_rule_created_in_the_admin_applies_in_the_api(admin_page, demo_serve
     after = demo_server.api("GET", f"/api/v1/items/{context_id}/similar/?k=10").json()
     assert len(after["results"]) == 10
     second = after["results"][1]
-    assert second["item_id"] == pinned
+    assert second["item"]["external_id"] == pinned
     assert [r["name"] for r in second["rules"]] == ["Browser pin"]
     assert second["rules"][0]["action"] == "pin"
     # the other results keep their order, shifted by the pin
-    rest = [r["item_id"] for r in after["results"] if r["item_id"] != pinned]
-    assert rest == [r["item_id"] for r in before["results"]][:9]
+    rest = [r["item"]["external_id"] for r in after["results"]]
+    assert rest[:1] + rest[2:] == [r["item"]["external_id"] for r in before["results"]][:9]
 
     # the item's admin page shows the rule in its (default, hybrid) preview
     pk = _item_pk(demo_server, context_id)
@@ -159,13 +175,11 @@ def test_train_and_activate_a_model_version(admin_page, demo_server) -> None:
         admin_page.click("#recs-train-form button")
     assert "/backgroundjob/" in admin_page.url
     screenshot(admin_page, "09-training-job")
-    deadline = time.monotonic() + 600
-    while True:
-        status = admin_page.locator(".field-status .readonly").inner_text().strip()
-        if status in ("done", "failed") or time.monotonic() > deadline:
-            break
-        time.sleep(3)
-        admin_page.reload()
+    # the job page refreshes itself every few seconds until the job has ended
+    status = admin_page.locator(".field-status .readonly")
+    expect(status).to_have_text(re.compile(r"^\s*(done|failed)\s*$"), timeout=600_000)
+    admin_page.wait_for_load_state()
+    status = status.inner_text().strip()
     assert status == "done", admin_page.locator("#content-main").inner_text()
     screenshot(admin_page, "10-training-job-done")
 
