@@ -38,7 +38,7 @@ migrate: install
 
 demo: migrate
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	$(PY) manage.py recs_import catalog/demo/bundle
+	$(PY) manage.py recs_import shop_recs/catalog/demo/bundle
 	$(PY) manage.py recs_train --if-none-active --note "make demo"
 	$(PY) manage.py recs_create_admin --credentials-file .data/demo-admin.txt
 	$(MAKE) --no-print-directory serve

@@ -69,8 +69,8 @@ def main() -> None:
     from django.db import connection
     from rest_framework.authtoken.models import Token
 
-    from catalog import services
-    from catalog.models import Customer, Interaction, Item
+    from shop_recs.catalog import services
+    from shop_recs.catalog.models import Customer, Interaction, Item
 
     rng = random.Random(args.seed)
     Item.objects.bulk_create(

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from recsys.base import Dataset
-from recsys.evaluation import Split, evaluate, validation_split
+from shop_recs.recsys.base import Dataset
+from shop_recs.recsys.evaluation import Split, evaluate, validation_split
 
 FACTORS = 64
 THREADS = 2

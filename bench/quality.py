@@ -5,7 +5,7 @@
     python bench/quality.py --bundle DIR --seeds 0 1 2 --protocols warm cold-items cold-users \\
         --k 10 20 [--only hybrid als] [--hybrid max_epochs=30] [--json out.json]
 
-Protocols (``recsys.evaluation``, as in ``../shared/data/ml100k/PEERS.md``): positives are
+Protocols (``shop_recs.recsys.evaluation``, as in ``../shared/data/ml100k/PEERS.md``): positives are
 ratings >= 4 and every other event; ``warm`` = random 80/20 of positive pairs; ``cold-items`` =
 20% of items held out with all their events, ranked among the held-out items only;
 ``cold-users`` = 20% of users held out, first 5 positives by time revealed at request time,
@@ -56,14 +56,14 @@ from typing import Any
 
 from _common import ROOT
 
-from recsys.baselines import (
+from shop_recs.recsys.baselines import (
     ContentKNNRecommender,
     MatrixFactorizationRecommender,
     PopularityRecommender,
     RandomRecommender,
 )
-from recsys.bundle import bundle_dataset, bundle_item_records
-from recsys.evaluation import PROTOCOLS, evaluate, make_split
+from shop_recs.recsys.bundle import bundle_dataset, bundle_item_records
+from shop_recs.recsys.evaluation import PROTOCOLS, evaluate, make_split
 
 THREADS = 2
 TARGETS = {"warm": 1.10, "cold-items": 1.25, "cold-users": 1.10}
@@ -137,7 +137,7 @@ def hybrid_overrides(pairs: list[str]) -> dict[str, Any]:
 
 def hybrid_entry(overrides: dict[str, Any], progress: bool) -> tuple[Entry | None, str | None]:
     try:
-        from recsys.hybrid import HybridRecommender
+        from shop_recs.recsys.hybrid import HybridRecommender
     except Exception as exc:  # any import-time failure: report it, run the rest
         return None, f"skipping {HYBRID}: recsys.hybrid does not import ({exc!r})"
     kwargs = {}

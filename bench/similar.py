@@ -53,8 +53,8 @@ def load(n: int, dim: int, rng: np.random.Generator) -> None:
     """Bulk-load items and vectors with COPY, then (re)build the HNSW index once."""
     from django.db import connection
 
-    from catalog import vectors
-    from catalog.models import Item, ItemEmbedding
+    from shop_recs.catalog import vectors
+    from shop_recs.catalog.models import Item, ItemEmbedding
 
     with connection.cursor() as cur:
         cur.execute(f"TRUNCATE {Item._meta.db_table} CASCADE")
@@ -117,8 +117,8 @@ def raw_sql_latency(query_ids: list[int], dim: int, k: int) -> list[float]:
     """The selector's HNSW statement alone, with the query vector already in hand."""
     from django.db import connection
 
-    from catalog import vectors
-    from catalog.models import Item, ItemEmbedding
+    from shop_recs.catalog import vectors
+    from shop_recs.catalog.models import Item, ItemEmbedding
 
     table, items = ItemEmbedding._meta.db_table, Item._meta.db_table
     expr = f"e.vector::vector({dim})"
@@ -135,7 +135,7 @@ def raw_sql_latency(query_ids: list[int], dim: int, k: int) -> list[float]:
     out = []
     with connection.cursor() as cur:
         # the ef_search the selector runs with (HNSW_EF_SEARCH, widened for a large k)
-        from catalog.conf import recs_settings
+        from shop_recs.catalog.conf import recs_settings
 
         cur.execute(f"SET hnsw.ef_search = {max(int(recs_settings.HNSW_EF_SEARCH), 2 * k)}")
         for qid in query_ids:
@@ -149,7 +149,7 @@ def raw_sql_latency(query_ids: list[int], dim: int, k: int) -> list[float]:
 def selector_latency(external_ids: list[str], k: int) -> list[float]:
     """The selector behind the endpoint, in-process: the same SQL statements (query vectors by
     id, then k-NN with item cards and per-space explanation), no HTTP, no DRF."""
-    from catalog.selectors import item_similar
+    from shop_recs.catalog.selectors import item_similar
 
     out = []
     for ext in external_ids:
@@ -163,9 +163,9 @@ def quality(query_ids: list[int], k: int, category: str | None) -> tuple[float, 
     """Mean recall@k of the selector vs exact ranking, and the share of k-of-k answers."""
     from django.db import connection
 
-    from catalog.models import Item, ItemEmbedding
-    from catalog.selectors import SimilarFilters, vector_search
-    from catalog.vectors import to_literal
+    from shop_recs.catalog.models import Item, ItemEmbedding
+    from shop_recs.catalog.selectors import SimilarFilters, vector_search
+    from shop_recs.catalog.vectors import to_literal
 
     filters = SimilarFilters(category=category)
     table, items = ItemEmbedding._meta.db_table, Item._meta.db_table
@@ -224,7 +224,7 @@ def http_latency(
 def main() -> None:
     args = parse_args()
     setup_django(args.database_url)
-    from catalog.models import Item
+    from shop_recs.catalog.models import Item
 
     rng = np.random.default_rng(args.seed)
     summary = []

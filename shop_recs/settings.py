@@ -57,15 +57,15 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "catalog.apps.CatalogConfig",
-    "api.apps.ApiConfig",
-    "workers.apps.WorkersConfig",
+    "shop_recs.catalog.apps.CatalogConfig",
+    "shop_recs.api.apps.ApiConfig",
+    "shop_recs.workers.apps.WorkersConfig",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "api.middleware.RequestSizeLimitMiddleware",
+    "shop_recs.api.middleware.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -143,16 +143,19 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.ReadPublicWriteAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["api.throttles.AnonThrottle", "api.throttles.UserThrottle"],
+    "DEFAULT_PERMISSION_CLASSES": ["shop_recs.api.permissions.ReadPublicWriteAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "shop_recs.api.throttles.AnonThrottle",
+        "shop_recs.api.throttles.UserThrottle",
+    ],
     "DEFAULT_PARSER_CLASSES": [
-        "api.parsers.LimitedJSONParser",
+        "shop_recs.api.parsers.LimitedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "shop_recs.api.exceptions.exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -191,18 +194,19 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "refresh-all-item-stats": {
-        "task": "workers.tasks.refresh_all_item_stats",
+        "task": "shop_recs.workers.tasks.refresh_all_item_stats",
         "schedule": float(os.environ.get("SHOP_RECS_STATS_REFRESH_SECONDS", 3600)),
     },
 }
 # Periodic retraining (off unless set): train, evaluate, activate when not worse.
 if float(os.environ.get("SHOP_RECS_RETRAIN_SECONDS") or 0) > 0:
     CELERY_BEAT_SCHEDULE["train-model"] = {
-        "task": "workers.tasks.train_model",
+        "task": "shop_recs.workers.tasks.train_model",
         "schedule": float(os.environ["SHOP_RECS_RETRAIN_SECONDS"]),
     }
 
 SHOP_RECS = {
+    "CELERY_APP": "shop_recs.celery.app",
     "READ_REQUIRES_AUTH": env_bool("SHOP_RECS_READ_REQUIRES_AUTH", False),
     "ENCODE_BATCH_SIZE": int(os.environ.get("SHOP_RECS_ENCODE_BATCH_SIZE") or 32),
     # networks exempt from the image downloader's public-address rule (comma-separated CIDRs)

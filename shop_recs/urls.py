@@ -9,7 +9,7 @@ from django.views.static import serve
 urlpatterns = [
     path("", RedirectView.as_view(url="/api/v1/docs/", permanent=False)),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("api.urls")),
+    path("api/v1/", include("shop_recs.api.urls")),
     # Uploaded product images. A real deployment serves MEDIA_ROOT from its web server or object
     # storage; the demo and small shops can let Django do it (DJANGO_SERVE_MEDIA=1).
     *(
@@ -19,5 +19,5 @@ urlpatterns = [
     ),
 ]
 
-handler404 = "api.views.not_found"
-handler500 = "api.views.server_error"
+handler404 = "shop_recs.api.views.not_found"
+handler500 = "shop_recs.api.views.server_error"

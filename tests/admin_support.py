@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from catalog.models import (
+from shop_recs.catalog.models import (
     Customer,
     Interaction,
     Item,
@@ -18,7 +18,7 @@ from catalog.models import (
     ItemEncoding,
     Space,
 )
-from catalog.vectors import ensure_index
+from shop_recs.catalog.vectors import ensure_index
 
 FAMILIES = ("shirt", "boot", "bag")
 TEXT_DIM = 16

@@ -20,7 +20,11 @@ STATIC_ROOT = DATA_DIR / "static"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users
 # Merchandising rules are read on every request: a per-process cache would outlive the rules
 # that a test's rolled-back transaction removed (tests of the cache itself set it).
-SHOP_RECS = {"THROTTLE_RATES": {"anon": None, "user": None}, "RULES_CACHE_SECONDS": 0}
+SHOP_RECS = {
+    "CELERY_APP": "shop_recs.celery.app",
+    "THROTTLE_RATES": {"anon": None, "user": None},
+    "RULES_CACHE_SECONDS": 0,
+}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

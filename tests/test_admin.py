@@ -7,7 +7,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from catalog.models import Customer, Interaction, Item, ItemEmbedding, ItemEncoding, ItemImage
+from shop_recs.catalog.models import (
+    Customer,
+    Interaction,
+    Item,
+    ItemEmbedding,
+    ItemEncoding,
+    ItemImage,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -18,16 +18,21 @@ import pytest
 import torch
 from PIL import Image
 
-from recsys.base import Dataset, ItemFeatures
-from recsys.baselines import (
+from shop_recs.recsys.base import Dataset, ItemFeatures
+from shop_recs.recsys.baselines import (
     ContentKNNRecommender,
     MatrixFactorizationRecommender,
     PopularityRecommender,
     RandomRecommender,
     content_vectors,
 )
-from recsys.bundle import bundle_dataset, bundle_events, bundle_item_records, parse_timestamp
-from recsys.evaluation import cold_items_split, cold_users_split, evaluate, warm_split
+from shop_recs.recsys.bundle import (
+    bundle_dataset,
+    bundle_events,
+    bundle_item_records,
+    parse_timestamp,
+)
+from shop_recs.recsys.evaluation import cold_items_split, cold_users_split, evaluate, warm_split
 
 N_AISLES, PER_AISLE, N_USERS = 6, 12, 150
 
@@ -264,7 +269,7 @@ def test_bundle_dataset_encodes_and_caches(tmp_path: Path, monkeypatch) -> None:
     assert len(list(cache.glob("*.npz"))) == 1
 
     # A second load must come from the cache: the encoders are not even constructed.
-    import recsys.encoders as encoders
+    import shop_recs.recsys.encoders as encoders
 
     def boom(*args, **kwargs):
         raise AssertionError("encoder loaded despite a current cache")

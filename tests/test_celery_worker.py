@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.models import Customer, Item, ItemStats
+from shop_recs.catalog.models import Customer, Item, ItemStats
 from tests.celery_support import Workers, redis_broker, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.models import Customer
+from shop_recs.catalog.models import Customer
 
 pytestmark = pytest.mark.django_db
 

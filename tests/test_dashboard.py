@@ -11,16 +11,16 @@ import pytest
 import redis
 from django.contrib.auth import get_user_model
 
-from catalog import served
-from catalog.encoding import items_encode
-from catalog.models import (
+from shop_recs.catalog import served
+from shop_recs.catalog.encoding import items_encode
+from shop_recs.catalog.models import (
     BackgroundJob,
     Item,
     ItemEmbedding,
     ItemEncoding,
     ServedList,
 )
-from catalog.training import model_train
+from shop_recs.catalog.training import model_train
 from tests.admin_support import make_shop, staff_user, tiny_settings
 from tests.celery_support import redis_broker
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recsys.encoders import (
+from shop_recs.recsys.encoders import (
     CONTENT_VERSION,
     RECIPE_VERSION,
     EfficientNetLite0Encoder,
@@ -33,7 +33,7 @@ from recsys.encoders import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLE = ROOT / "catalog" / "demo" / "bundle"
+BUNDLE = ROOT / "shop_recs" / "catalog" / "demo" / "bundle"
 CATEGORIES = ["Ankle boots", "Bags", "Sandals", "Dresses", "Trousers", "T-shirts & tops"]
 
 PRODUCTS = [

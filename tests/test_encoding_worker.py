@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from catalog.models import Item, ItemEmbedding, ItemEncoding, ItemImage
-from catalog.services import item_image_add_file
+from shop_recs.catalog.models import Item, ItemEmbedding, ItemEncoding, ItemImage
+from shop_recs.catalog.services import item_image_add_file
 from tests.celery_support import Workers, redis_broker, wait_for
 from tests.test_encoding_pipeline import picture
 
@@ -97,7 +97,7 @@ def test_worker_encodes_items_created_through_the_api(api, redis_url, image_serv
 
 
 def test_worker_killed_mid_batch_leaves_every_item_encoded_once(redis_url) -> None:
-    from workers.tasks import encode_items
+    from shop_recs.workers.tasks import encode_items
 
     n = 60
     items = Item.objects.bulk_create(

@@ -1,4 +1,4 @@
-"""recsys.evaluation: metrics on hand-computed cases, split properties, the scoring loop.
+"""shop_recs.recsys.evaluation: metrics on hand-computed cases, split properties, the scoring loop.
 
 Pure numpy, no database: a synthetic dataset whose numbers are easy to reason about.
 """
@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from recsys.base import Dataset, ItemFeatures
-from recsys.baselines import RandomRecommender
-from recsys.evaluation import (
+from shop_recs.recsys.base import Dataset, ItemFeatures
+from shop_recs.recsys.baselines import RandomRecommender
+from shop_recs.recsys.evaluation import (
     average_precision_at_k,
     catalog_coverage,
     cold_items_split,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.models import Customer, Interaction, Item, ItemStats
+from shop_recs.catalog.models import Customer, Interaction, Item, ItemStats
 
 pytestmark = pytest.mark.django_db
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.base import Dataset, ItemFeatures
-from recsys.baselines import PopularityRecommender
-from recsys.hybrid import FORMAT, HybridConfig, HybridRecommender
-from recsys.idmap import IdMap
+from shop_recs.recsys.base import Dataset, ItemFeatures
+from shop_recs.recsys.baselines import PopularityRecommender
+from shop_recs.recsys.hybrid import FORMAT, HybridConfig, HybridRecommender
+from shop_recs.recsys.idmap import IdMap
 
 K, PER_CLUSTER, N_USERS, EVENTS = 4, 15, 80, 12
 TEXT_DIM, IMAGE_DIM = 12, 6

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from catalog import services
-from catalog.models import Item, ItemEncoding
+from shop_recs.catalog import services
+from shop_recs.catalog.models import Item, ItemEncoding
 from tests.conftest import image_bytes, png_header_only
 
 pytestmark = pytest.mark.django_db
@@ -108,8 +108,8 @@ def test_other_schemes_never_get_stored() -> None:
 
 def test_a_timeout_is_retried_then_recorded(server, settings) -> None:
     """In-process (eager) Celery runs the retries at once: 1 try + 3 retries, then failed."""
-    from catalog.models import ItemImage
-    from workers.tasks import FETCH_RETRIES, fetch_item_image
+    from shop_recs.catalog.models import ItemImage
+    from shop_recs.workers.tasks import FETCH_RETRIES, fetch_item_image
 
     settings.SHOP_RECS = {**settings.SHOP_RECS, "IMAGE_FETCH_TIMEOUT": 0.3}
     item = Item.objects.create(external_id="slow", title="Slow")

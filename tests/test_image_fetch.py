@@ -1,4 +1,4 @@
-"""catalog.image_fetch against real HTTP and HTTPS servers on 127.0.0.1.
+"""shop_recs.catalog.image_fetch against real HTTP and HTTPS servers on 127.0.0.1.
 
 No database. No traffic leaves 127.0.0.1: the autouse ``guard`` fixture fails the test if
 anything tries to connect anywhere else or to look up a name in DNS (names used here are
@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from catalog import image_fetch
-from catalog.image_fetch import FetchedImage, ImageFetchError, fetch_image
+from shop_recs.catalog import image_fetch
+from shop_recs.catalog.image_fetch import FetchedImage, ImageFetchError, fetch_image
 
 LOCAL = ["127.0.0.1/32"]
 LIMIT = 100_000  # max_bytes for the size tests

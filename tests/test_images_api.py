@@ -7,7 +7,7 @@ import io
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from catalog.models import Item, ItemImage
+from shop_recs.catalog.models import Item, ItemImage
 from tests.conftest import image_bytes, png_header_only
 
 pytestmark = pytest.mark.django_db

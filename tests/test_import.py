@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from catalog.models import Customer, Interaction, Item, ItemImage
+from shop_recs.catalog.models import Customer, Interaction, Item, ItemImage
 from tests.conftest import image_bytes
 
 pytestmark = pytest.mark.django_db
 
-DEMO = Path(__file__).resolve().parent.parent / "catalog" / "demo" / "bundle"
+DEMO = Path(__file__).resolve().parent.parent / "shop_recs" / "catalog" / "demo" / "bundle"
 
 
 def write_bundle(root: Path) -> Path:

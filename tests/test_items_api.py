@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.models import Item
+from shop_recs.catalog.models import Item
 
 pytestmark = pytest.mark.django_db
 

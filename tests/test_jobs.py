@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from catalog import jobs
-from catalog.models import BackgroundJob, Item, ItemEncoding, ModelVersion
+from shop_recs.catalog import jobs
+from shop_recs.catalog.models import BackgroundJob, Item, ItemEncoding, ModelVersion
 from tests.admin_support import make_shop, tiny_settings
 from tests.celery_support import Workers, redis_broker, wait_for
 
@@ -55,7 +55,7 @@ def test_a_failing_encode_job_ends_failed_with_the_error(settings, tiny) -> None
     assert job.status == "failed" and "item_ids must be a list" in job.error
     assert job.finished_at is not None
 
-    settings.SHOP_RECS = tiny_settings(TEXT_ENCODER="recsys.encoders.NoSuchEncoder")
+    settings.SHOP_RECS = tiny_settings(TEXT_ENCODER="shop_recs.recsys.encoders.NoSuchEncoder")
     job = finished(jobs.job_start(kind="encode", params={"item_ids": [item.pk]}))
     assert job.status == "failed"
     assert "NoSuchEncoder" in job.error and job.message == "failed"
@@ -96,7 +96,7 @@ def test_progress_writes_are_throttled() -> None:
 
 
 def test_a_job_with_nothing_to_run_it_fails_clearly() -> None:
-    from workers.receivers import on_job_requested
+    from shop_recs.workers.receivers import on_job_requested
 
     assert jobs.job_requested.disconnect(dispatch_uid="shop_recs.run_job")
     try:

@@ -19,10 +19,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from catalog import merchandising, services
-from catalog.models import Customer, Interaction, Item, ItemEmbedding, MerchRule
-from catalog.recommend import recommendations
-from catalog.selectors import SimilarFilters, item_similar, items_search
+from shop_recs.catalog import merchandising, services
+from shop_recs.catalog.models import Customer, Interaction, Item, ItemEmbedding, MerchRule
+from shop_recs.catalog.recommend import recommendations
+from shop_recs.catalog.selectors import SimilarFilters, item_similar, items_search
 
 pytestmark = pytest.mark.django_db
 

@@ -16,12 +16,12 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from catalog import services
-from catalog.encoding import items_encode
-from catalog.models import Customer, Item, ItemEmbedding, MerchRule, ModelVersion
-from catalog.recommend import recommendations
-from catalog.services import EventIn
-from catalog.training import TrainingError, model_rollback, model_train, training_request
+from shop_recs.catalog import services
+from shop_recs.catalog.encoding import items_encode
+from shop_recs.catalog.models import Customer, Item, ItemEmbedding, MerchRule, ModelVersion
+from shop_recs.catalog.recommend import recommendations
+from shop_recs.catalog.services import EventIn
+from shop_recs.catalog.training import TrainingError, model_rollback, model_train, training_request
 
 pytestmark = pytest.mark.django_db
 

@@ -18,8 +18,8 @@ BLOCK = textwrap.dedent(
             return None
 
     sys.meta_path.insert(0, Block())
-    import recsys
-    for mod in pkgutil.walk_packages(recsys.__path__, "recsys."):
+    import shop_recs.recsys as recsys
+    for mod in pkgutil.walk_packages(recsys.__path__, "shop_recs.recsys."):
         importlib.import_module(mod.name)
     leaked = [m for m in sys.modules if m.split(".")[0] in {"django", "rest_framework", "celery"}]
     assert not leaked, leaked
@@ -37,7 +37,7 @@ def test_recsys_imports_without_django() -> None:
 
 
 def test_idmap_round_trip(tmp_path) -> None:
-    from recsys.idmap import IdMap
+    from shop_recs.recsys.idmap import IdMap
 
     ids = IdMap(["b", "a", "b", "c"])
     assert ids.to_list() == ["b", "a", "c"] and ids.index("c") == 2

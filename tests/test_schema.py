@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from catalog.models import Customer, Item
+from shop_recs.catalog.models import Customer, Item
 
 CHECKS = [
     not_a_server_error,
@@ -40,7 +40,7 @@ def seeded(transactional_db) -> str:
     The encoders load first: with no broker, a created item is encoded inside its request, and
     the first model load (~10 s) would otherwise look like a hung server.
     """
-    from catalog.encoding import warm_up
+    from shop_recs.catalog.encoding import warm_up
 
     warm_up()
     Item.objects.create(external_id="sku-1", title="Shirt", category="Shirts", price=10)

@@ -89,7 +89,7 @@ def test_customer_page_shows_recommendations_with_reasons(admin_page, demo_serve
     pk = int(
         _shell(
             demo_server,
-            "from django.db.models import Count; from catalog.models import Customer; "
+            "from django.db.models import Count; from shop_recs.catalog.models import Customer; "
             "print(Customer.objects.annotate(n=Count('interactions')).order_by('-n')[0].pk)",
         )
     )
@@ -163,7 +163,7 @@ def test_pin_rule_created_in_the_admin_applies_in_the_api(admin_page, demo_serve
     screenshot(admin_page, "08-item-with-pin")
     _shell(
         demo_server,
-        "from catalog.models import MerchRule; print(MerchRule.objects.all().delete())",
+        "from shop_recs.catalog.models import MerchRule; print(MerchRule.objects.all().delete())",
     )
 
 
@@ -186,7 +186,7 @@ def test_train_and_activate_a_model_version(admin_page, demo_server) -> None:
     versions = json.loads(
         _shell(
             demo_server,
-            "import json; from catalog.models import ModelVersion; print(json.dumps("
+            "import json; from shop_recs.catalog.models import ModelVersion; print(json.dumps("
             "list(ModelVersion.objects.order_by('id').values_list('id', 'is_active'))))",
         )
     )

@@ -1,7 +1,0 @@
-from django.apps import AppConfig
-
-
-class ApiConfig(AppConfig):
-    name = "api"
-    label = "shop_recs_api"
-    verbose_name = "Recommendations REST API"

@@ -1,0 +1,441 @@
+"""Input and output serializers, one pair per operation (HackSoft styleguide)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.files.storage import default_storage
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from shop_recs.catalog.conf import recs_settings
+from shop_recs.catalog.models import Customer, Event, Interaction, Item, ItemImage
+
+EXTERNAL_ID_PATTERN = r"^[^\s/\\?#%\x00-\x1f\x7f]{1,255}$"
+external_id_validator = RegexValidator(
+    EXTERNAL_ID_PATTERN,
+    "Use 1-255 characters without whitespace, control characters or any of / \\ ? # %%.",
+)
+
+
+def external_id_field(**kwargs: Any) -> serializers.CharField:
+    return serializers.CharField(max_length=255, validators=[external_id_validator], **kwargs)
+
+
+class JSONObjectField(serializers.DictField):
+    """A JSON object, checked as a whole when the service stores it (NUL, depth, size)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("child", serializers.JSONField())
+        super().__init__(**kwargs)
+
+
+# ------------------------------------------------------------------------ items
+
+
+class ItemImageOutputSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ItemImage
+        fields = [
+            "id",
+            "url",
+            "source_url",
+            "position",
+            "width",
+            "height",
+            "size_bytes",
+            "checksum",
+            "content_type",
+            "status",
+            "error",
+            "created_at",
+        ]
+
+    def get_url(self, obj: ItemImage) -> str | None:
+        if not obj.file:
+            return obj.source_url or None
+        request = self.context.get("request")
+        url = obj.file.url
+        return request.build_absolute_uri(url) if request else url
+
+
+class EmbeddingInfoSerializer(serializers.Serializer):
+    space = serializers.CharField()
+    dim = serializers.IntegerField()
+    encoder = serializers.CharField()
+    encoder_version = serializers.CharField()
+    updated_at = serializers.DateTimeField()
+
+
+class EncodingStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["pending", "done", "failed"])
+    error = serializers.CharField(allow_blank=True)
+    encoded_at = serializers.DateTimeField(allow_null=True)
+    spaces = EmbeddingInfoSerializer(many=True)
+
+
+class ItemOutputSerializer(serializers.ModelSerializer):
+    price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, allow_null=True, coerce_to_string=False
+    )
+    images = ItemImageOutputSerializer(many=True, read_only=True)
+    encoding = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Item
+        fields = [
+            "external_id",
+            "title",
+            "description",
+            "category",
+            "brand",
+            "price",
+            "attributes",
+            "in_stock",
+            "is_active",
+            "images",
+            "encoding",
+            "created_at",
+            "updated_at",
+        ]
+
+    @extend_schema_field(EncodingStatusSerializer)
+    def get_encoding(self, obj: Item) -> dict[str, Any]:
+        state = getattr(obj, "encoding", None)  # a missing one-to-one raises AttributeError
+        return {
+            "status": state.status if state else "pending",
+            "error": state.error if state else "",
+            "encoded_at": state.encoded_at if state else None,
+            "spaces": EmbeddingInfoSerializer(obj.embeddings.all(), many=True).data,
+        }
+
+
+class ItemUpdateInputSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=500)
+    description = serializers.CharField(
+        required=False, allow_blank=True, max_length=20000, trim_whitespace=False
+    )
+    category = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    brand = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=0, required=False, allow_null=True
+    )
+    attributes = JSONObjectField(required=False)
+    in_stock = serializers.BooleanField(required=False)
+    is_active = serializers.BooleanField(required=False)
+
+
+class ItemCreateInputSerializer(ItemUpdateInputSerializer):
+    external_id = external_id_field()
+
+
+class ItemListQuerySerializer(serializers.Serializer):
+    """Documents the list filters; values are validated by the catalog's ItemFilter."""
+
+    category = serializers.CharField(required=False)
+    brand = serializers.CharField(required=False)
+    in_stock = serializers.BooleanField(required=False)
+    is_active = serializers.BooleanField(required=False)
+    price_min = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+    price_max = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+    updated_since = serializers.DateTimeField(required=False)
+
+
+class ImageUploadInputSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=False, max_length=255)
+    position = serializers.IntegerField(min_value=0, max_value=10000, required=False)
+
+
+class ImageUrlInputSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=2000)
+    position = serializers.IntegerField(min_value=0, max_value=10000, required=False)
+
+
+# ------------------------------------------------------------------------ customers
+
+
+class CustomerInputSerializer(serializers.Serializer):
+    external_id = external_id_field()
+    attributes = JSONObjectField(required=False)
+
+
+class CustomerOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = ["external_id", "attributes", "created_at"]
+
+
+# ------------------------------------------------------------------------ events
+
+
+class EventInputSerializer(serializers.Serializer):
+    item_id = serializers.CharField(max_length=255)
+    event = serializers.ChoiceField(choices=Event.choices)
+    customer_id = serializers.CharField(max_length=255, required=False, allow_null=True)
+    session_id = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    value = serializers.FloatField(required=False, default=1.0)
+    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+    idempotency_key = serializers.CharField(max_length=255, required=False, allow_null=True)
+    context = JSONObjectField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("customer_id") and not attrs.get("session_id"):
+            raise serializers.ValidationError(
+                {"customer_id": "Give customer_id or session_id (anonymous sessions)."}
+            )
+        return attrs
+
+
+class EventBatchInputSerializer(serializers.Serializer):
+    """Documentation of the batch form; events are validated one by one in the view so that
+    one bad event does not cost the others."""
+
+    events = EventInputSerializer(many=True)
+
+
+class InteractionOutputSerializer(serializers.ModelSerializer):
+    item_id = serializers.CharField(source="item.external_id")
+    customer_id = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Interaction
+        fields = [
+            "id",
+            "item_id",
+            "customer_id",
+            "session_id",
+            "event",
+            "value",
+            "occurred_at",
+            "idempotency_key",
+            "context",
+        ]
+
+    def get_customer_id(self, obj: Interaction) -> str | None:
+        return obj.customer.external_id if obj.customer_id else None
+
+
+class EventSingleOutputSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["created", "duplicate"])
+    event = InteractionOutputSerializer()
+
+
+class EventResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["created", "duplicate", "rejected"])
+    id = serializers.IntegerField(allow_null=True)
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class EventBatchOutputSerializer(serializers.Serializer):
+    received = serializers.IntegerField()
+    created = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = EventResultSerializer(many=True)
+
+
+def max_batch() -> int:
+    return int(recs_settings.EVENTS_MAX_BATCH)
+
+
+# ------------------------------------------------------------------------ similarity
+
+
+class SimilarityFilterSerializer(serializers.Serializer):
+    category = serializers.CharField(required=False, max_length=200)
+    brand = serializers.CharField(required=False, max_length=200)
+    in_stock = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="Default true: only items in stock. false: only items out of stock.",
+    )
+    price_min = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+    price_max = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+    exclude = serializers.CharField(
+        required=False, max_length=2000, help_text="Comma-separated external ids to leave out."
+    )
+    k = serializers.IntegerField(required=False, default=10, min_value=1)
+
+    def validate_k(self, value: int) -> int:
+        limit = int(recs_settings.SIMILAR_MAX_K)
+        if value > limit:
+            raise serializers.ValidationError(f"At most {limit}.")
+        return value
+
+    def validate_exclude(self, value: str) -> list[str]:
+        return [v.strip() for v in value.split(",") if v.strip()]
+
+
+class SimilarQuerySerializer(SimilarityFilterSerializer):
+    space = serializers.ChoiceField(
+        choices=["text", "image", "content", "hybrid"],
+        required=False,
+        help_text="Default: hybrid (the model's vectors) once a model is active, else content.",
+    )
+
+
+class SearchQuerySerializer(SimilarityFilterSerializer):
+    q = serializers.CharField(max_length=1000)
+
+
+class ItemCardSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    title = serializers.CharField()
+    category = serializers.CharField()
+    brand = serializers.CharField()
+    price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, allow_null=True, coerce_to_string=False
+    )
+    in_stock = serializers.BooleanField()
+    image = serializers.SerializerMethodField()
+
+    def get_image(self, card: Any) -> str | None:
+        return card_image_url(card.image, self.context.get("request"))
+
+
+def card_image_url(image: str, request: Any) -> str | None:
+    """Absolute URL of an item card's first image (a stored file, or its source URL)."""
+    if not image:
+        return None
+    if "://" in image:
+        return image
+    url = default_storage.url(image)
+    return request.build_absolute_uri(url) if request is not None else url
+
+
+class AppliedRuleSerializer(serializers.Serializer):
+    """A merchandising rule that changed a result's place (part of its explanation)."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    action = serializers.ChoiceField(choices=["pin", "boost", "bury"])
+    factor = serializers.FloatField(allow_null=True, help_text="Boost or bury factor.")
+    position = serializers.IntegerField(allow_null=True, help_text="Pin: the 1-based position.")
+
+
+def _rules_field() -> AppliedRuleSerializer:
+    return AppliedRuleSerializer(
+        many=True, help_text="Merchandising rules that moved this result (empty when none)."
+    )
+
+
+class NeighbourSerializer(serializers.Serializer):
+    item = ItemCardSerializer(read_only=True)
+    score = serializers.FloatField(
+        help_text="Similarity in the space; merchandising rules may reorder the list."
+    )
+    similarity = serializers.DictField(
+        child=serializers.FloatField(), help_text="Cosine similarity per space (explanation)."
+    )
+    rules = _rules_field()
+
+
+def neighbours_data(results: list[Any], request: Any) -> list[dict[str, Any]]:
+    """What NeighbourSerializer(many=True) renders, built directly: this is the hot path of
+    every widget, and DRF's per-field machinery costs more than the query behind it."""
+    out = []
+    for n in results:
+        card = n.item
+        out.append(
+            {
+                "item": {
+                    "external_id": card.external_id,
+                    "title": card.title,
+                    "category": card.category,
+                    "brand": card.brand,
+                    "price": float(card.price) if card.price is not None else None,
+                    "in_stock": card.in_stock,
+                    "image": card_image_url(card.image, request),
+                },
+                "score": n.score,
+                "similarity": n.similarity,
+                "rules": list(n.rules),
+            }
+        )
+    return out
+
+
+class SimilarOutputSerializer(serializers.Serializer):
+    item_id = serializers.CharField()
+    space = serializers.CharField()
+    results = NeighbourSerializer(many=True)
+
+
+class SearchOutputSerializer(serializers.Serializer):
+    q = serializers.CharField()
+    spaces = serializers.ListField(child=serializers.CharField())
+    results = NeighbourSerializer(many=True)
+
+
+class RecommendationQuerySerializer(SimilarityFilterSerializer):
+    include_purchased = serializers.BooleanField(
+        required=False, default=False, help_text="Also recommend items the shopper bought."
+    )
+
+
+class RecommendationFiltersSerializer(serializers.Serializer):
+    category = serializers.CharField(required=False, max_length=200)
+    brand = serializers.CharField(required=False, max_length=200)
+    in_stock = serializers.BooleanField(required=False, default=True)
+    price_min = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+    price_max = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+
+
+def _id() -> serializers.CharField:
+    return serializers.CharField(max_length=255)
+
+
+class RecommendationRequestSerializer(serializers.Serializer):
+    customer_id = serializers.CharField(
+        required=False, max_length=255, help_text="A known shopper (needs view_customer)."
+    )
+    session_id = serializers.CharField(
+        required=False, max_length=128, help_text="An anonymous session's id."
+    )
+    recent_item_ids = serializers.ListField(
+        child=_id(), required=False, max_length=100, help_text="Recently viewed, oldest first."
+    )
+    k = serializers.IntegerField(required=False, default=10, min_value=1)
+    filters = RecommendationFiltersSerializer(required=False)
+    exclude = serializers.ListField(child=_id(), required=False, max_length=1000)
+    include_purchased = serializers.BooleanField(required=False, default=False)
+
+    def validate_k(self, value: int) -> int:
+        limit = int(recs_settings.SIMILAR_MAX_K)
+        if value > limit:
+            raise serializers.ValidationError(f"At most {limit}.")
+        return value
+
+
+class RecommendationSerializer(serializers.Serializer):
+    item = ItemCardSerializer(read_only=True)
+    score = serializers.FloatField()
+    source = serializers.ChoiceField(
+        choices=["model", "content", "popular", "rule"],
+        help_text="rule: inserted by a merchandising pin rule.",
+    )
+    reason = serializers.CharField()
+    because = serializers.CharField(allow_null=True, help_text="The history item it follows.")
+    similarity = serializers.DictField(child=serializers.FloatField())
+    rules = _rules_field()
+
+
+class RecommendationOutputSerializer(serializers.Serializer):
+    customer_id = serializers.CharField(allow_null=True)
+    session_id = serializers.CharField(allow_null=True)
+    model_version = serializers.IntegerField(allow_null=True)
+    history = serializers.ListField(child=serializers.CharField())
+    ignored_item_ids = serializers.ListField(child=serializers.CharField())
+    results = RecommendationSerializer(many=True)
+
+
+def recommendations_data(results: list[Any], request: Any) -> list[dict[str, Any]]:
+    """What RecommendationSerializer(many=True) renders, built directly (hot path)."""
+    cards = neighbours_data(results, request)
+    for card, r in zip(cards, results, strict=True):
+        card.update(source=r.source, reason=r.reason, because=r.because)
+    return cards

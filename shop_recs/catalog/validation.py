@@ -1,0 +1,113 @@
+"""Input checks shared by every write path (REST, import, admin): the database must never see
+a value it would reject with a 500 (NUL bytes, oversized JSON), and images must be real,
+bounded images."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import IO, Any
+
+from django.core.exceptions import ValidationError
+from PIL import Image, UnidentifiedImageError
+
+from shop_recs.catalog.conf import recs_settings
+
+MAX_JSON_DEPTH = 8
+
+
+def check_json_value(value: Any, *, field: str) -> None:
+    """Reject JSON PostgreSQL cannot store (NUL characters) or that is too deep or too large."""
+
+    def walk(node: Any, depth: int) -> None:
+        if depth > MAX_JSON_DEPTH:
+            raise ValidationError({field: [f"Nested deeper than {MAX_JSON_DEPTH} levels."]})
+        if isinstance(node, str):
+            if "\x00" in node:
+                raise ValidationError({field: ["NUL characters are not allowed."]})
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                if not isinstance(key, str) or "\x00" in key:
+                    raise ValidationError({field: ["Keys must be strings without NUL."]})
+                walk(child, depth + 1)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child, depth + 1)
+        elif isinstance(node, float) and (node != node or node in (float("inf"), float("-inf"))):
+            raise ValidationError({field: ["NaN and infinite numbers are not allowed."]})
+
+    walk(value, 0)
+    size = len(json.dumps(value, ensure_ascii=False).encode())
+    if size > recs_settings.MAX_JSON_FIELD_BYTES:
+        raise ValidationError(
+            {field: [f"Too large: {size} bytes (limit {recs_settings.MAX_JSON_FIELD_BYTES})."]}
+        )
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    width: int
+    height: int
+    size_bytes: int
+    checksum: str
+    content_type: str
+
+
+def inspect_image(stream: IO[bytes], *, field: str = "file") -> ImageInfo:
+    """Check that ``stream`` holds one decodable image within the configured limits.
+
+    The pixel count is checked from the header before any decoding, so a decompression bomb is
+    refused without allocating its pixels.
+    """
+    max_bytes = recs_settings.MAX_IMAGE_BYTES
+    stream.seek(0)
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(1024 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise ValidationError({field: [f"Image file is larger than {max_bytes} bytes."]})
+        digest.update(chunk)
+    if size == 0:
+        raise ValidationError({field: ["The image file is empty."]})
+    stream.seek(0)
+    try:
+        with Image.open(stream) as img:
+            fmt = (img.format or "").upper()
+            width, height = img.size
+            if fmt not in recs_settings.IMAGE_FORMATS:
+                allowed = ", ".join(recs_settings.IMAGE_FORMATS)
+                raise ValidationError(
+                    {field: [f"Unsupported image format {fmt or 'unknown'}; allowed: {allowed}."]}
+                )
+            if width * height > recs_settings.MAX_IMAGE_PIXELS:
+                raise ValidationError(
+                    {
+                        field: [
+                            f"Image is too large: {width}x{height} pixels "
+                            f"(limit {recs_settings.MAX_IMAGE_PIXELS} pixels)."
+                        ]
+                    }
+                )
+            mime = Image.MIME.get(fmt, "application/octet-stream")
+            img.load()  # decodes fully: truncated or corrupt data fails here, not in a worker
+    except ValidationError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ValidationError({field: [f"Image is too large (decompression bomb): {exc}"]}) from exc
+    except UnidentifiedImageError as exc:
+        raise ValidationError({field: [f"Not a valid image: {exc}"]}) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ValidationError({field: [f"The image is corrupt or truncated: {exc}"]}) from exc
+    finally:
+        stream.seek(0)
+    return ImageInfo(
+        format=fmt,
+        width=width,
+        height=height,
+        size_bytes=size,
+        checksum=digest.hexdigest(),
+        content_type=mime,
+    )

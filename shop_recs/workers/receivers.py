@@ -1,0 +1,109 @@
+"""Signal receivers: enqueue background tasks for catalog changes, and prepare worker processes.
+
+The catalog sends its signals from ``transaction.on_commit`` callbacks, so a task never runs
+against data that is not yet visible (or was rolled back).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from celery.signals import worker_init, worker_process_init
+from django.db import connection
+from django.dispatch import receiver
+
+from shop_recs.catalog import jobs, signals
+from shop_recs.catalog.conf import recs_settings
+from shop_recs.catalog.models import BackgroundJob
+from shop_recs.workers import tasks
+
+logger = logging.getLogger(__name__)
+
+
+@receiver(signals.interactions_recorded, dispatch_uid="shop_recs.refresh_item_stats")
+def on_interactions_recorded(sender: Any, *, item_ids: list[int], **kwargs: Any) -> None:
+    tasks.refresh_item_stats.delay(list(item_ids))
+
+
+@receiver(signals.item_content_changed, dispatch_uid="shop_recs.encode_items")
+def on_item_content_changed(sender: Any, *, item_ids: list[int], **kwargs: Any) -> None:
+    size = int(recs_settings.ENCODE_BATCH_SIZE)
+    for start in range(0, len(item_ids), size):
+        tasks.encode_items.delay(list(item_ids[start : start + size]))
+
+
+@receiver(signals.item_images_added, dispatch_uid="shop_recs.fetch_item_image")
+def on_item_images_added(sender: Any, *, image_ids: list[int], **kwargs: Any) -> None:
+    for image_id in image_ids:
+        tasks.fetch_item_image.delay(image_id)
+
+
+@receiver(signals.training_requested, dispatch_uid="shop_recs.train_model")
+def on_training_requested(
+    sender: Any, *, force: bool = False, note: str = "", **kwargs: Any
+) -> None:
+    tasks.train_model.delay(force=force, note=note)
+
+
+JOB_TASKS = {
+    BackgroundJob.Kind.ENCODE: tasks.encode_items,
+    BackgroundJob.Kind.TRAIN: tasks.train_model,
+}
+
+
+def _apply_in_thread(task: Any, job_id: int) -> None:
+    try:
+        task.apply(kwargs={"job_id": job_id})
+    except Exception:  # the job records its own failures; this is a last resort
+        logger.exception("background job %s crashed", job_id)
+    finally:
+        connection.close()  # this thread's own connection: never left open
+
+
+@receiver(jobs.job_requested, dispatch_uid="shop_recs.run_job")
+def on_job_requested(sender: Any, *, job_id: int, kind: str, **kwargs: Any) -> str:
+    """Queue an admin job's task; without a broker, run it in a thread (see catalog.jobs)."""
+    task = JOB_TASKS[kind]
+    if task.app.conf.task_always_eager:
+        threading.Thread(
+            target=_apply_in_thread, args=(task, job_id), name=f"shop_recs-job-{job_id}",
+            daemon=True,
+        ).start()  # fmt: skip
+        return "thread"
+    task.delay(job_id=job_id)
+    return "queued"
+
+
+def _prepare_process(threads: int) -> None:
+    """Set torch threads explicitly and load the encoders once for this process (torch and
+    sentence-transformers can hang when a model loaded before fork is used after it)."""
+    if os.environ.get("SHOP_RECS_WORKER_WARMUP", "1") == "0":
+        return
+    from shop_recs.recsys.encoders import set_torch_threads
+
+    set_torch_threads(threads)
+    from shop_recs.catalog.encoding import warm_up
+
+    warm_up()
+
+
+@worker_process_init.connect(dispatch_uid="shop_recs.worker_process_init")
+def on_worker_process_init(**kwargs: Any) -> None:
+    # prefork child: share the cores between the pool's processes
+    from celery import current_app
+
+    concurrency = int(current_app.conf.worker_concurrency or os.cpu_count() or 1)
+    _prepare_process(max(1, (os.cpu_count() or 1) // concurrency))
+
+
+@worker_init.connect(dispatch_uid="shop_recs.worker_init")
+def on_worker_init(sender: Any = None, **kwargs: Any) -> None:
+    # solo/threads pools run tasks in this process: prepare it here (prefork children do it
+    # themselves after the fork, never the parent)
+    pool = getattr(sender, "pool_cls", None)
+    name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
+    if "solo" in str(name) or "thread" in str(name):
+        _prepare_process(os.cpu_count() or 1)

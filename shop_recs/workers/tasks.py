@@ -1,0 +1,104 @@
+"""Celery tasks: thin, take ids, call one catalog service, retry transient failures.
+
+All are idempotent (safe to run twice: acks_late redelivers a task whose worker died).
+
+``encode_items`` and ``train_model`` also run admin background jobs (``job_id``): the job
+service records progress and the outcome on the job row, see :mod:`catalog.jobs`, which also
+explains why, without a broker, a job runs in a thread of the web process.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from shop_recs.catalog import jobs, services
+from shop_recs.catalog.models import ItemImage
+
+logger = logging.getLogger(__name__)
+
+# ConnectionError covers services.ImageFetchRetry (a download timeout or refused connection)
+TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+RETRY = {
+    "acks_late": True,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+@shared_task(**RETRY)
+def refresh_item_stats(item_ids: list[int]) -> int:
+    """Recompute popularity statistics of these items."""
+    return services.item_stats_refresh(item_ids=[int(i) for i in item_ids])
+
+
+@shared_task(**RETRY)
+def refresh_all_item_stats() -> int:
+    """Periodic full refresh (celery beat), repairing anything a lost task left stale."""
+    written = services.item_stats_refresh()
+    logger.info("refreshed stats of %d items", written)
+    return written
+
+
+@shared_task(**RETRY)
+def encode_items(
+    item_ids: list[int] | None = None, force: bool = False, job_id: int | None = None
+) -> dict[str, Any]:
+    """Encode items (text, images, content vectors); unchanged items are skipped. With
+    ``job_id``, run that background job (its items and options are on the job)."""
+    if job_id is not None:
+        return jobs.job_run_encode(job_id=int(job_id))
+    from shop_recs.catalog.encoding import items_encode
+
+    report = items_encode(item_ids=[int(i) for i in item_ids or []], force=force)
+    logger.info("encode_items: %s", report.summary())
+    return {"encoded": report.encoded, "skipped": report.skipped, "failed": report.failed}
+
+
+@shared_task(**RETRY)
+def encode_item(item_id: int) -> dict[str, int]:
+    return encode_items([item_id])
+
+
+FETCH_RETRIES = 3
+
+
+@shared_task(**{**RETRY, "max_retries": FETCH_RETRIES})
+def fetch_item_image(image_id: int) -> str:
+    """Download an image registered by URL; its item is re-encoded afterwards. A timeout or a
+    refused connection is retried with backoff; the last attempt records the failure."""
+    image = ItemImage.objects.filter(pk=image_id).first()
+    if image is None:
+        return "gone"
+    last_try = fetch_item_image.request.retries >= FETCH_RETRIES
+    return services.item_image_fetch(image=image, retry_transient=not last_try).status
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=60, max_retries=3)
+def train_model(
+    force: bool = False, note: str = "", job_id: int | None = None
+) -> dict[str, object]:
+    """Train, evaluate and (if not worse, or forced) activate a new model version. With
+    ``job_id``, run that background job (its options are on the job)."""
+    if job_id is not None:
+        return jobs.job_run_train(job_id=int(job_id))
+    from shop_recs.catalog.training import TrainingError, model_train
+
+    try:
+        version = model_train(force=force, note=note or "celery train_model")
+    except TrainingError as exc:  # not transient: too little data, or a run in progress
+        logger.warning("train_model: %s", exc)
+        return {"error": str(exc)}
+    logger.info(
+        "train_model: model %s, recall@10 %s, active %s",
+        version.pk,
+        version.metrics.get("recall@10"),
+        version.is_active,
+    )
+    return {"version": version.pk, "active": version.is_active, "metrics": version.metrics}
