@@ -370,7 +370,7 @@ def test_device_and_threads(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_package_import_is_light() -> None:
     """Web processes import item_text/fuse_content without paying for torch."""
     code = (
-        "import sys, recsys.encoders\n"
+        "import sys, shop_recs.recsys.encoders\n"
         "heavy = {'torch', 'torchvision', 'sentence_transformers', 'django'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )

@@ -18,11 +18,11 @@ SPACES = ("text", "image", "content", "hybrid")
 
 
 def _item_pk(server, external_id: str) -> int:
-    out = server.manage(
-        "shell", "-c",
-        f"from catalog.models import Item; print(Item.objects.get(external_id={external_id!r}).pk)",
-    )  # fmt: skip
-    return int(out.strip().splitlines()[-1])
+    code = (
+        "from shop_recs.catalog.models import Item; "
+        f"print(Item.objects.get(external_id={external_id!r}).pk)"
+    )
+    return int(server.manage("shell", "-c", code).strip().splitlines()[-1])
 
 
 def _demo_item_with_image(server) -> str:
