@@ -30,3 +30,5 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.shopapp"]  # noqa: F405  (a shop product model: test_source)

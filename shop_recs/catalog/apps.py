@@ -17,3 +17,12 @@ class CatalogConfig(AppConfig):
         from shop_recs.catalog.vectors import set_session_ef_search
 
         connection_created.connect(set_session_ef_search, dispatch_uid="shop_recs.ef_search")
+
+        # The shop's own product model (ITEM_SOURCE): its saves and deletes are mirrored into
+        # the items; the settings are checked by ``manage.py check``.
+        from django.core import checks
+
+        from shop_recs.catalog import source
+
+        checks.register(source.check_settings)
+        source.connect_signals()

@@ -96,6 +96,27 @@ DEFAULTS: dict[str, Any] = {
     # "shop_recs.celery.app"); None: the shop's own Celery app, which must autodiscover the
     # tasks of INSTALLED_APPS (``app.autodiscover_tasks()``).
     "CELERY_APP": None,
+    # --- storefront tracking and widgets (shop_recs.catalog.tracking / .widgets) -------------
+    # A product page reloaded by the same shopper within the same window of this many seconds
+    # counts as one view (0: every view counts).
+    "VIEW_DEDUP_SECONDS": 30,
+    # Events per POST /api/v1/track/ batch (the JavaScript tracker sends one or a few).
+    "TRACK_MAX_BATCH": 50,
+    # Links of recommended items in widgets and the API's item cards (``url``): None = the
+    # shop product's get_absolute_url() found through the item source; a URL name reversed
+    # with ``external_id=``; or a callable (or "callable:dotted.path") taking the external id.
+    "ITEM_URL": None,
+    # The template the {% similar_items %} and {% recommended_for %} tags render by default.
+    "WIDGET_TEMPLATE": "shop_recs/widgets/items.html",
+    # --- the shop's own models (shop_recs.catalog.source) -----------------------------------
+    # Mirror the shop's product model into the plugin's items: {"MODEL": "shop.Product",
+    # "FIELDS": {plugin field: dotted path | callable | "callable:dotted.path"}, "QUERYSET":
+    # None or the dotted path of a callable returning the products to mirror}. None: no adapter.
+    "ITEM_SOURCE": None,
+    # External id of the Customer linked to a shop user: a format string over the user's
+    # attributes ("user-{pk}", "{username}"), or a callable / "callable:dotted.path" taking
+    # the user.
+    "CUSTOMER_ID": "user-{pk}",
 }
 
 IMPORT_STRINGS: set[str] = set()

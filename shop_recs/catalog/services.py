@@ -118,7 +118,11 @@ def item_create(
     attributes: dict[str, Any] | None = None,
     in_stock: bool = True,
     is_active: bool = True,
+    announce: bool = True,
 ) -> Item:
+    """Create an item; it is marked pending and, unless ``announce`` is False (bulk callers
+    announce once at the end, see ``items_announce_changed``), queued for encoding after commit.
+    """
     attributes = attributes or {}
     check_json_value(attributes, field="attributes")
     with _unique("An item", external_id), transaction.atomic():
@@ -133,11 +137,13 @@ def item_create(
             in_stock=in_stock,
             is_active=is_active,
         )
-        _content_changed([item.pk])
+        _content_changed([item.pk], announce=announce)
     return item
 
 
-def item_update(*, item: Item, data: dict[str, Any]) -> Item:
+def item_update(*, item: Item, data: dict[str, Any], announce: bool = True) -> Item:
+    """Change the given fields; a change of content (text fields, attributes) marks the item
+    pending and, unless ``announce`` is False, queues it for encoding after commit."""
     unknown = set(data) - set(ITEM_FIELDS)
     if unknown:
         raise ValidationError({name: ["This field cannot be changed."] for name in sorted(unknown)})
@@ -151,7 +157,7 @@ def item_update(*, item: Item, data: dict[str, Any]) -> Item:
             setattr(item, name, data[name])
         item.save(update_fields=[*changed, "updated_at"])
         if any(name in CONTENT_FIELDS for name in changed):
-            _content_changed([item.pk])
+            _content_changed([item.pk], announce=announce)
     return item
 
 
@@ -296,6 +302,86 @@ def customer_create(
     check_json_value(attributes, field="attributes")
     with _unique("A customer", external_id), transaction.atomic():
         return Customer.objects.create(external_id=external_id, attributes=attributes, user=user)
+
+
+class _UserAttributes(dict):
+    """Lets ``CUSTOMER_ID`` format strings name any attribute of the user ({pk}, {email})."""
+
+    def __init__(self, user: Any) -> None:
+        super().__init__()
+        self.user = user
+
+    def __missing__(self, key: str) -> Any:
+        try:
+            return getattr(self.user, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+
+def customer_external_id(user: Any) -> str:
+    """The external id of the Customer that stands for a shop user (``SHOP_RECS['CUSTOMER_ID']``:
+    a format string over the user's attributes, or a callable / "callable:dotted.path")."""
+    from django.utils.module_loading import import_string
+
+    from shop_recs.catalog.importer import EXTERNAL_ID
+
+    spec = recs_settings.CUSTOMER_ID
+    if isinstance(spec, str) and spec.startswith("callable:"):
+        spec = import_string(spec.removeprefix("callable:"))
+    try:
+        value = spec(user) if callable(spec) else str(spec).format_map(_UserAttributes(user))
+    except KeyError as exc:
+        raise ValidationError(
+            f"SHOP_RECS['CUSTOMER_ID'] = {spec!r} names {exc.args[0]!r}, which the user model "
+            "lacks: use an attribute of the user such as {pk} or {username}."
+        ) from None
+    value = str(value).strip()
+    try:
+        EXTERNAL_ID(value)
+    except ValidationError:
+        raise ValidationError(
+            f"SHOP_RECS['CUSTOMER_ID'] gives {value!r} for user {user.pk}, which is not a valid "
+            "external id (1-255 characters without whitespace, / \\ ? # %): base it on {pk}."
+        ) from None
+    return value
+
+
+def customer_for_user(user: Any) -> Customer | None:
+    """The Customer of a shop user, created (and linked) on first use; None when anonymous.
+
+    A customer already linked to the user wins; otherwise the one with the external id that
+    ``SHOP_RECS['CUSTOMER_ID']`` gives for the user is linked (a shopper known from imported
+    events before their account was connected) or created.
+    """
+    if user is None or not getattr(user, "is_authenticated", False) or user.pk is None:
+        return None
+    linked = Customer.objects.filter(user=user).first()
+    if linked is not None:
+        return linked
+    external_id = customer_external_id(user)
+    for _ in range(2):  # a concurrent request may create the same customer: then link it
+        try:
+            with transaction.atomic():
+                customer = (
+                    Customer.objects.select_for_update().filter(external_id=external_id).first()
+                )
+                if customer is None:
+                    return customer_create(external_id=external_id, user=user)
+                if customer.user_id is None:
+                    customer.user = user
+                    customer.save(update_fields=["user"])
+                    return customer
+                if customer.user_id == user.pk:
+                    return customer
+                raise ValidationError(
+                    f"Customer {external_id!r} is linked to another user ({customer.user_id}): "
+                    "SHOP_RECS['CUSTOMER_ID'] must give each user its own id (use {pk})."
+                )
+        except (AlreadyExists, IntegrityError):
+            linked = Customer.objects.filter(user=user).first()
+            if linked is not None:
+                return linked
+    raise AlreadyExists(f"A customer for user {user.pk} could not be created or linked.")
 
 
 # --------------------------------------------------------------------------- interactions
