@@ -11,6 +11,8 @@ from rest_framework import serializers
 
 from shop_recs.catalog.conf import recs_settings
 from shop_recs.catalog.models import Customer, Event, Interaction, Item, ItemImage
+from shop_recs.catalog.tracking import CLIENT_EVENTS
+from shop_recs.catalog.widgets import item_urls
 
 EXTERNAL_ID_PATTERN = r"^[^\s/\\?#%\x00-\x1f\x7f]{1,255}$"
 external_id_validator = RegexValidator(
@@ -242,6 +244,88 @@ def max_batch() -> int:
     return int(recs_settings.EVENTS_MAX_BATCH)
 
 
+# ------------------------------------------------------------------------ browser tracking
+
+# The shopper of a tracked event is the request's session or login, never the body.
+IDENTITY_FIELDS = ("customer_id", "session_id", "user", "user_id", "customer")
+
+
+class _StrictFieldsMixin:
+    """Unknown fields are errors: a tracker sending identity fields must hear that they are
+    ignored rather than believe it recorded someone else's event."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            errors = {}
+            for name in data:
+                if name in self.fields:  # type: ignore[attr-defined]
+                    continue
+                if name in IDENTITY_FIELDS:
+                    errors[name] = [
+                        "Not accepted: the shopper is the request's own session or login. "
+                        "Send events from servers with customer_id to POST /api/v1/events/."
+                    ]
+                else:
+                    errors[name] = ["Unknown field."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": f"^({'|'.join(str(e) for e in CLIENT_EVENTS)})$"}
+)
+class ClientEventField(serializers.ChoiceField):
+    """A pattern, not an enum, in the schema: drf-spectacular names every enum of a field
+    called "event" alike, and this one would clash with that of POST /events/."""
+
+
+class TrackEventInputSerializer(_StrictFieldsMixin, serializers.Serializer):
+    """One event of the current shopper (the browser's session or login)."""
+
+    event = ClientEventField(
+        choices=[str(e) for e in CLIENT_EVENTS],
+        help_text=f"One of {', '.join(str(e) for e in CLIENT_EVENTS)}. Purchases are not "
+        "accepted from browsers: shops record them server-side.",
+    )
+    item_id = serializers.CharField(max_length=255, help_text="The item's external id.")
+    key = serializers.CharField(
+        required=False,
+        allow_null=True,
+        max_length=128,
+        help_text="Optional idempotency key chosen by the browser (scoped to this shopper).",
+    )
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("event") == Event.PURCHASE:
+            raise serializers.ValidationError(
+                {
+                    "event": [
+                        "Purchases are not accepted from browsers: the shop records them "
+                        "server-side (record_purchase or the purchase_completed signal)."
+                    ]
+                }
+            )
+        return super().to_internal_value(data)
+
+
+class TrackBatchInputSerializer(_StrictFieldsMixin, serializers.Serializer):
+    """Several events of the current shopper (at most SHOP_RECS["TRACK_MAX_BATCH"])."""
+
+    events = TrackEventInputSerializer(many=True, allow_empty=False)
+
+    def validate_events(self, value: list[Any]) -> list[Any]:
+        limit = int(recs_settings.TRACK_MAX_BATCH)
+        if len(value) > limit:
+            raise serializers.ValidationError(f"At most {limit} events per batch.")
+        return value
+
+
+class TrackOutputSerializer(serializers.Serializer):
+    recorded = serializers.IntegerField(help_text="Events stored.")
+    duplicates = serializers.IntegerField(help_text="Repeats of stored events (not stored).")
+
+
 # ------------------------------------------------------------------------ similarity
 
 
@@ -292,6 +376,11 @@ class ItemCardSerializer(serializers.Serializer):
     )
     in_stock = serializers.BooleanField()
     image = serializers.SerializerMethodField()
+    url = serializers.CharField(
+        allow_null=True,
+        help_text="The product page (SHOP_RECS['ITEM_URL'] or the item source); null when the "
+        "shop configured no way to link items.",
+    )
 
     def get_image(self, card: Any) -> str | None:
         return card_image_url(card.image, self.context.get("request"))
@@ -337,6 +426,7 @@ class NeighbourSerializer(serializers.Serializer):
 def neighbours_data(results: list[Any], request: Any) -> list[dict[str, Any]]:
     """What NeighbourSerializer(many=True) renders, built directly: this is the hot path of
     every widget, and DRF's per-field machinery costs more than the query behind it."""
+    urls = item_urls([n.item.external_id for n in results])
     out = []
     for n in results:
         card = n.item
@@ -350,6 +440,7 @@ def neighbours_data(results: list[Any], request: Any) -> list[dict[str, Any]]:
                     "price": float(card.price) if card.price is not None else None,
                     "in_stock": card.in_stock,
                     "image": card_image_url(card.image, request),
+                    "url": urls.get(card.external_id),
                 },
                 "score": n.score,
                 "similarity": n.similarity,

@@ -27,4 +27,5 @@ urlpatterns = [
     ),
     path("recommendations/", views.RecommendationsView.as_view(), name="recommendations"),
     path("events/", views.EventIngestView.as_view(), name="events"),
+    path("track/", views.TrackView.as_view(), name="track"),
 ]

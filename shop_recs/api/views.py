@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as default_server_error
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -18,17 +20,19 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import generics, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from shop_recs.api import serializers as s
+from shop_recs.api.base import PluginAPIView
 from shop_recs.api.parsers import LimitedJSONParser
 from shop_recs.api.permissions import ReadPublicWriteAuthenticated
-from shop_recs.catalog import recommend, selectors, served, services
+from shop_recs.catalog import recommend, selectors, served, services, tracking
 from shop_recs.catalog.conf import recs_settings
 from shop_recs.catalog.models import Customer, Interaction, Item, ItemImage
 from shop_recs.catalog.queries import EncoderUnavailable, search_query_vectors
@@ -65,7 +69,7 @@ class ItemPagination(PageNumberPagination):
         return super().get_page_size(request)
 
 
-class ItemListCreateView(generics.ListAPIView):
+class ItemListCreateView(PluginAPIView, generics.ListAPIView):
     """List items (public, filtered, paginated) and create one (token, add permission)."""
 
     serializer_class = s.ItemOutputSerializer
@@ -99,7 +103,7 @@ class ItemListCreateView(generics.ListAPIView):
 
 
 @extend_schema(parameters=[_external_id_param()])
-class ItemDetailView(APIView):
+class ItemDetailView(PluginAPIView):
     write_model = Item
 
     @extend_schema(
@@ -140,7 +144,7 @@ class ItemDetailView(APIView):
 
 
 @extend_schema(parameters=[_external_id_param()])
-class ItemImageListCreateView(APIView):
+class ItemImageListCreateView(PluginAPIView):
     """An item's images: list, upload a file (multipart) or register a URL (JSON)."""
 
     write_model = ItemImage
@@ -194,7 +198,7 @@ class ItemImageListCreateView(APIView):
 @extend_schema(
     parameters=[_external_id_param(), OpenApiParameter("image_id", int, OpenApiParameter.PATH)]
 )
-class ItemImageDetailView(APIView):
+class ItemImageDetailView(PluginAPIView):
     write_model = ItemImage
 
     def _get_image(self, external_id: str, image_id: str) -> ItemImage:
@@ -234,7 +238,7 @@ def _similarity_filters(values: dict[str, Any]) -> selectors.SimilarFilters:
 
 
 @extend_schema(parameters=[_external_id_param()])
-class ItemSimilarView(APIView):
+class ItemSimilarView(PluginAPIView):
     """Items similar to this one in a space (text, image, content, or the model's hybrid)."""
 
     @extend_schema(
@@ -283,7 +287,7 @@ class ItemSimilarView(APIView):
         return Response(out)
 
 
-class SearchView(APIView):
+class SearchView(PluginAPIView):
     """Semantic search: the query text is encoded and matched in the text space (and the image
     space when the configured encoder is joint, like CLIP)."""
 
@@ -353,7 +357,7 @@ def _recommendations_response(
 
 
 @extend_schema(parameters=[_external_id_param()])
-class CustomerRecommendationsView(APIView):
+class CustomerRecommendationsView(PluginAPIView):
     """Recommendations for a known shopper: their recent events through the active model,
     else content similarity to them, else popular items; each result says why."""
 
@@ -383,7 +387,7 @@ class CustomerRecommendationsView(APIView):
         )
 
 
-class RecommendationsView(APIView):
+class RecommendationsView(PluginAPIView):
     """Recommendations for anonymous and new shoppers: a session id and/or the items viewed
     recently, optionally a known customer (that needs view_customer, or being that customer)."""
 
@@ -429,7 +433,7 @@ class RecommendationsView(APIView):
         )
 
 
-class CustomerCreateView(APIView):
+class CustomerCreateView(PluginAPIView):
     write_model = Customer
     private_reads = True
 
@@ -446,7 +450,7 @@ class CustomerCreateView(APIView):
 
 
 @extend_schema(parameters=[_external_id_param()])
-class CustomerDetailView(APIView):
+class CustomerDetailView(PluginAPIView):
     """Customer data is personal: reading it needs a token with the view permission."""
 
     write_model = Customer
@@ -463,7 +467,7 @@ class CustomerDetailView(APIView):
         return Response(s.CustomerOutputSerializer(customer).data)
 
 
-class EventIngestView(APIView):
+class EventIngestView(PluginAPIView):
     """Record one event, or a batch of up to EVENTS_MAX_BATCH under ``events``.
 
     Each event stands alone: a bad one is reported with its index and errors while the others
@@ -564,6 +568,89 @@ class EventIngestView(APIView):
         else:
             code = status.HTTP_207_MULTI_STATUS
         return Response(out, status=code)
+
+
+class ShopperSessionAuthentication(SessionAuthentication):
+    """The shopper's own browser session, and nothing else (no tokens: the identity of a
+    tracked event is the session or login, never something a caller presents). CSRF is
+    enforced for anonymous shoppers too (DRF checks it only for logged-in users), so another
+    site cannot plant events in a visitor's history."""
+
+    def authenticate(self, request: Request) -> tuple[Any, None] | None:
+        self.enforce_csrf(request)
+        user = getattr(request._request, "user", None)
+        if not user or not user.is_active:
+            return None
+        return (user, None)
+
+
+class ShopperSessionScheme(OpenApiAuthenticationExtension):
+    target_class = ShopperSessionAuthentication
+    name = "shopperSession"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME}
+
+
+class TrackView(PluginAPIView):
+    """Events of the current shopper from the browser (``static/shop_recs/track.js``): one
+    ``{"event", "item_id", "key"}`` or ``{"events": [...]}``. No token: the shopper is the
+    request's session or login. Send the CSRF token (cookie ``csrftoken``, header
+    ``X-CSRFToken``), anonymous shoppers too. Unknown items are answered 400 with their ids;
+    the other events are stored."""
+
+    authentication_classes = [ShopperSessionAuthentication]
+    permission_classes = [AllowAny]
+    parser_classes = [LimitedJSONParser]
+
+    @extend_schema(
+        operation_id="track_create",
+        request=PolymorphicProxySerializer(
+            component_name="TrackRequest",
+            serializers=[s.TrackEventInputSerializer, s.TrackBatchInputSerializer],
+            resource_type_field_name=None,
+        ),
+        responses={
+            200: s.TrackOutputSerializer,
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="Bad input (messages by field), or unknown items: item_id names "
+                "them, unknown_item_ids lists them, recorded/duplicates count the others.",
+            ),
+            403: OpenApiResponse(OpenApiTypes.OBJECT, description="CSRF token missing or wrong."),
+            413: ERROR,
+            429: ERROR,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        body = request.data
+        if not isinstance(body, dict):
+            raise ValidationError({"detail": ['Send one event object, or {"events": [...]}.']})
+        if "events" in body:
+            limit = int(recs_settings.TRACK_MAX_BATCH)
+            if isinstance(body["events"], list) and len(body["events"]) > limit:
+                raise ValidationError({"events": [f"At most {limit} events per batch."]})
+            data = s.TrackBatchInputSerializer(data=body)
+            data.is_valid(raise_exception=True)
+            events = data.validated_data["events"]
+        else:
+            data = s.TrackEventInputSerializer(data=body)
+            data.is_valid(raise_exception=True)
+            events = [data.validated_data]
+        result = tracking.track_client_events(
+            request,
+            [tracking.ClientEvent(e["event"], e["item_id"], e.get("key") or None) for e in events],
+        )
+        out = {"recorded": result.recorded, "duplicates": result.duplicates}
+        if result.unknown_item_ids or result.errors:
+            errors: dict[str, Any] = {}
+            if result.unknown_item_ids:
+                errors["item_id"] = [f"Unknown item(s): {', '.join(result.unknown_item_ids)}."]
+                errors["unknown_item_ids"] = result.unknown_item_ids
+            if result.errors:
+                errors["events"] = {str(i): e for i, e in result.errors.items()}
+            return Response({**errors, **out}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(out)
 
 
 def _event_kwargs(validated: dict[str, Any]) -> dict[str, Any]:

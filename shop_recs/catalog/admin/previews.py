@@ -7,21 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.files.storage import default_storage
-
 from shop_recs.catalog import recommend, selectors
 from shop_recs.catalog.models import Item, Space
+from shop_recs.catalog.widgets import image_url
 
 PREVIEW_K = 6
-
-
-def image_url(image: str) -> str:
-    """The URL of an item card's image: a stored file's name, or an http(s) source URL."""
-    if not image:
-        return ""
-    if image.startswith(("http://", "https://")):
-        return image
-    return default_storage.url(image)
 
 
 @dataclass
