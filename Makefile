@@ -10,12 +10,13 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: help install install-dev demo serve test lint format migrate clean-data browser-deps
+.PHONY: help install install-dev demo serve test lint format migrate clean-data browser-deps storefront
 
 help:
 	@echo "make demo   - install, start the embedded database, load the demo catalog, serve :$(PORT)"
 	@echo "make test   - install the dev requirements, run ruff and pytest"
 	@echo "make serve  - serve again without re-importing"
+	@echo "make storefront - the example shop with shop_recs wired in, on :$(STOREFRONT_PORT)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -71,10 +72,23 @@ browser-deps:
 	fi
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
+# Two sessions: the plugin's suite, then the example storefront's (its own settings).
 test: lint browser-deps
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing the run" >&2; fi; \
+	[ $$rc -eq 0 ] || exit $$rc; \
+	cd examples/storefront && $(abspath $(PY)) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "storefront: pytest collected no tests: failing the run" >&2; fi; \
 	exit $$rc
+
+# The example storefront (examples/storefront/): its own product model, pages and login, with
+# shop_recs wired in through settings only. Serves http://$(HOST):$(STOREFRONT_PORT)/.
+STOREFRONT_PORT ?= 8001
+storefront: install
+	cd examples/storefront && $(abspath $(PY)) manage.py migrate --noinput
+	cd examples/storefront && $(abspath $(PY)) manage.py load_sample
+	@echo "Storefront on http://$(HOST):$(STOREFRONT_PORT)/ (log in as shopper / shopper-pass-1)"
+	cd examples/storefront && $(abspath $(PY)) manage.py runserver $(HOST):$(STOREFRONT_PORT)
 
 clean-data:
 	@echo "Stopping the embedded database and deleting .data/ (the demo's database and media)"
