@@ -43,3 +43,14 @@ def test_docker_compose_file_is_valid() -> None:
             continue  # a docker client without the compose plugin
         result = subprocess.run([*cmd, "config", "-q"], cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
+
+
+def test_readme_documents_every_setting() -> None:
+    """The README's SHOP_RECS table lists every key of the plugin's settings."""
+    from pathlib import Path
+
+    from shop_recs.catalog.conf import DEFAULTS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [key for key in DEFAULTS if f"| `{key}` |" not in readme]
+    assert not missing, f"README's settings table lacks {missing}"
