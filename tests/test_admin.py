@@ -8,6 +8,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from shop_recs.catalog.models import (
+    BackgroundJob,
     Customer,
     Interaction,
     Item,
@@ -63,7 +64,11 @@ def test_reencode_action_marks_items_pending(
         )
     assert response.status_code == 200 and "queued for encoding" in response.content.decode()
     assert ItemEncoding.objects.get(item=item).status == "pending"
-    assert callbacks, "the encode request is announced after commit"
+    assert callbacks, "the encode job is sent to Celery after commit"
+    job = BackgroundJob.objects.get()
+    assert (job.kind, job.params, job.status) == ("encode", {"item_ids": [item.pk], "force": True},
+                                                  "queued")  # fmt: skip
+    assert f"/backgroundjob/{job.pk}/change/" in response.content.decode()
 
 
 def test_non_staff_are_refused(client) -> None:

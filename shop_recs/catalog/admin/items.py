@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Exists, OuterRef
@@ -14,9 +14,10 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from shop_recs.catalog import services
+from shop_recs.catalog import jobs, services
 from shop_recs.catalog.admin.previews import similar_previews
 from shop_recs.catalog.models import (
+    BackgroundJob,
     Interaction,
     Item,
     ItemEmbedding,
@@ -114,11 +115,29 @@ class ItemAdmin(admin.ModelAdmin):
         state = getattr(obj, "encoding", None)
         return state.status if state else "pending"
 
+    def _start_encoding(self, request: HttpRequest, ids: list[int]) -> BackgroundJob:
+        """Re-encode these items as a background job (Celery), whose page shows its progress."""
+        services.items_mark_pending(item_ids=ids)
+        job = jobs.job_start(
+            kind=BackgroundJob.Kind.ENCODE,
+            params={"item_ids": ids, "force": True},
+            user=request.user,
+        )
+        url = reverse("admin:shop_recs_catalog_backgroundjob_change", args=[job.pk])
+        self.message_user(
+            request,
+            format_html(
+                '{} item(s) queued for encoding as <a href="{}">background job #{}</a>.',
+                len(ids),
+                url,
+                job.pk,
+            ),
+        )
+        return job
+
     @admin.action(description="Re-encode selected items", permissions=["change"])
     def reencode(self, request, queryset) -> None:
-        ids = list(queryset.values_list("pk", flat=True))
-        services.items_request_encoding(item_ids=ids)
-        self.message_user(request, f"{len(ids)} items queued for encoding.")
+        self._start_encoding(request, list(queryset.values_list("pk", flat=True)))
 
     def get_urls(self) -> list[Any]:
         extra = [
@@ -137,8 +156,7 @@ class ItemAdmin(admin.ModelAdmin):
         item = get_object_or_404(Item, pk=object_id)
         if not self.has_change_permission(request, item):
             raise PermissionDenied
-        services.items_request_encoding(item_ids=[item.pk])
-        messages.success(request, f"{item.external_id} queued for encoding.")
+        self._start_encoding(request, [item.pk])
         return HttpResponseRedirect(reverse("admin:shop_recs_catalog_item_change", args=[item.pk]))
 
     def change_view(
