@@ -67,7 +67,9 @@ if os.environ.get("DATABASE_URL"):
 
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
 else:
-    DATABASES = {"default": embedded_database(DATA_DIR)}
+    # STOREFRONT_EMBEDDED_CLEANUP=delete (the tests): stop and delete the server at exit
+    cleanup = os.environ.get("STOREFRONT_EMBEDDED_CLEANUP") or None
+    DATABASES = {"default": embedded_database(DATA_DIR, cleanup=cleanup)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"

@@ -5,14 +5,11 @@ import tempfile
 
 if not os.environ.get("DATABASE_URL"):
     os.environ["STOREFRONT_DATA_DIR"] = tempfile.mkdtemp(prefix="storefront_test_")
+    os.environ["STOREFRONT_EMBEDDED_CLEANUP"] = "delete"
 os.environ.pop("CELERY_BROKER_URL", None)
 
 from storefront.settings import *  # noqa: F403
-from storefront.settings import DATA_DIR, SHOP_RECS
+from storefront.settings import SHOP_RECS
 
-if not os.environ.get("DATABASE_URL"):
-    from shop_recs.embedded_db import embedded_database
-
-    DATABASES = {"default": embedded_database(DATA_DIR, cleanup="delete")}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SHOP_RECS = {**SHOP_RECS, "THROTTLE_RATES": {"anon": None, "user": None}, "RULES_CACHE_SECONDS": 0}
