@@ -25,7 +25,6 @@ from django.db import transaction
 from shop_recs.catalog import signals
 from shop_recs.catalog.models import Customer, Item, ItemEmbedding, ItemEncoding
 from shop_recs.catalog.source import (
-    SOURCE_KEY,
     ImageRef,
     check_settings,
     customer_for_user,
@@ -185,7 +184,8 @@ def test_saved_product_becomes_an_encoded_item(
     item = Item.objects.get(external_id="p1")
     assert (item.title, item.category, item.brand) == ("Linen shirt", "Shirts", "Nordhavn")
     assert item.price == Decimal("19.90") and item.in_stock and item.is_active
-    assert item.attributes[SOURCE_KEY]["model"] == "shopapp.Product"
+    assert item.source["model"] == "shopapp.Product"
+    assert "_source" not in item.attributes  # the API's item does not carry the marker
     assert item.images.get().status == "ready"
     assert ItemEncoding.objects.get(item=item).status == "done"
     spaces = set(ItemEmbedding.objects.filter(item=item).values_list("space", flat=True))
@@ -359,6 +359,13 @@ def test_recs_sync_creates_updates_and_deactivates(
     assert sync_all(progress=False).summary() == (
         "created 0, updated 0, unchanged 4, deactivated 0, failed 0"
     )
+    # a client that rewrites a mirrored item's attributes through the API keeps its marker:
+    # the item of a product deleted later is still deactivated
+    assert api.patch("/api/v1/items/p2/", {"attributes": {}}, format="json").status_code == 200
+    with django_capture_on_commit_callbacks(execute=False):
+        Product.objects.filter(sku="p2").delete()
+    assert "deactivated 1" in sync_all(progress=False).summary()
+    assert not Item.objects.get(external_id="p2").is_active
 
 
 def test_recs_sync_without_a_source(settings) -> None:
@@ -440,3 +447,23 @@ def test_customer_for_user_links_or_creates(settings) -> None:
     settings.SHOP_RECS = {**settings.SHOP_RECS, "CUSTOMER_ID": lambda u: "shopper-carol"}
     with pytest.raises(ValidationError, match="linked to another user"):
         customer_for_user(users.create_user("erin"))
+
+
+def test_migration_moves_old_markers_into_the_column() -> None:
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("shop_recs.catalog.migrations.0007_item_source")
+    old = Item.objects.create(
+        external_id="old-1",
+        title="Mirrored before 0007",
+        attributes={"colour": "red", "_source": {"model": "shop.Product", "images": []}},
+    )
+    other = Item.objects.create(external_id="api-2", title="From the API", attributes={"a": 1})
+    migration.marker_to_column(apps, None)
+    old.refresh_from_db()
+    other.refresh_from_db()
+    assert old.attributes == {"colour": "red"}
+    assert old.source == {"model": "shop.Product", "images": []}
+    assert (other.attributes, other.source) == ({"a": 1}, None)

@@ -23,6 +23,10 @@ class Item(models.Model):
     brand = models.CharField(max_length=200, blank=True, default="", db_index=True)
     price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
+    # Set on items mirrored from the shop's product model (catalog.source): {"model":
+    # "shop.Product", "images": [references as last mirrored]}; None for items from the API
+    # or an import. Not part of the API's item, so a client's PUT never drops it.
+    source = models.JSONField(null=True, blank=True, editable=False)
     in_stock = models.BooleanField(default=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

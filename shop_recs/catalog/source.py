@@ -15,11 +15,11 @@ catalog's ``AppConfig.ready()``) through the catalog services, so validation, th
 ``item_content_changed`` signal and encoding happen exactly as for the REST API;
 ``sync_all`` (``python manage.py recs_sync``) backfills and reconciles.
 
-Items that came from the source carry a marker, ``attributes["_source"] = {"model":
-"shop.Product", "images": [...]}``. It is a dict, so the text recipe (scalar attributes only)
-never encodes it; ``sync_all`` deactivates only items with the marker of the configured model
-(never items created through the API or an import); and ``images`` lists the product's image
-references as last mirrored, so an unchanged product is recognised without reading its files.
+Items that came from the source carry a marker in ``Item.source``: ``{"model":
+"shop.Product", "images": [...]}``. ``sync_all`` deactivates only items with the marker of the
+configured model (never items created through the API or an import); and ``images`` lists the
+product's image references as last mirrored, so an unchanged product is recognised without
+reading its files. The marker is not part of the API's item, so a client never drops it.
 """
 
 from __future__ import annotations
@@ -62,7 +62,6 @@ from shop_recs.catalog.services import customer_external_id, customer_for_user
 from shop_recs.catalog.validation import check_json_value
 
 __all__ = [
-    "SOURCE_KEY",
     "ImageRef",
     "ItemSource",
     "SyncReport",
@@ -79,7 +78,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SOURCE_KEY = "_source"
 CALLABLE_PREFIX = "callable:"
 REQUIRED_FIELDS = ("external_id", "title")
 PLUGIN_FIELDS = (
@@ -201,7 +199,6 @@ def _attributes(value: Any) -> dict[str, Any]:
     # Decimals, dates, UUIDs become JSON the way the database stores them, so comparing with
     # the stored attributes recognises an unchanged product.
     data = json.loads(json.dumps(dict(value), cls=DjangoJSONEncoder))
-    data.pop(SOURCE_KEY, None)
     try:
         check_json_value(data, field="attributes")
     except ValidationError as exc:
@@ -597,13 +594,15 @@ class _Plan:
     fields: dict[str, Any]
     attributes: dict[str, Any]
     changes: dict[str, Any]
+    marker: dict[str, Any]
+    marker_changed: bool
     images_changed: bool
 
 
 def _plan(source: ItemSource, data: dict[str, Any], item: Item | None) -> _Plan:
     fields = {n: data[n] for n in services.ITEM_FIELDS if n in data and n != "attributes"}
     old_attributes = item.attributes if item is not None else {}
-    old_marker = old_attributes.get(SOURCE_KEY)
+    old_marker = item.source if item is not None else None
     marker: dict[str, Any] = {"model": source.label}
     images_changed = False
     if source.maps_images:
@@ -613,14 +612,11 @@ def _plan(source: ItemSource, data: dict[str, Any], item: Item | None) -> _Plan:
             or not isinstance(old_marker, dict)
             or old_marker.get("images") != marker["images"]
         )
-    if "attributes" in data:
-        base = data["attributes"]
-    else:  # not mapped: keep what the API or an import stored
-        base = {k: v for k, v in old_attributes.items() if k != SOURCE_KEY}
-    attributes = {**base, SOURCE_KEY: marker}
+    # not mapped: keep what the API or an import stored
+    attributes = data["attributes"] if "attributes" in data else dict(old_attributes)
     wanted = {**fields, "attributes": attributes}
     changes = wanted if item is None else {n: v for n, v in wanted.items() if getattr(item, n) != v}
-    return _Plan(fields, attributes, changes, images_changed)
+    return _Plan(fields, attributes, changes, marker, old_marker != marker, images_changed)
 
 
 def _sync_images(item: Item, refs: Sequence[ImageRef], *, announce: bool) -> None:
@@ -661,7 +657,8 @@ def _sync_data(
         plan = _plan(source, data, item)
         if item is None:
             return None, "created"
-        return item, "updated" if plan.changes or plan.images_changed else "unchanged"
+        changed = plan.changes or plan.marker_changed or plan.images_changed
+        return item, "updated" if changed else "unchanged"
     for attempt in range(2):
         try:
             with transaction.atomic():
@@ -680,6 +677,11 @@ def _sync_data(
                     outcome = "updated"
                 else:
                     outcome = "unchanged"
+                if plan.marker_changed:
+                    Item.objects.filter(pk=item.pk).update(source=plan.marker)
+                    item.source = plan.marker
+                    if outcome == "unchanged":
+                        outcome = "updated"
                 if plan.images_changed:
                     _sync_images(item, data["images"], announce=announce)
                     outcome = "created" if outcome == "created" else "updated"
@@ -821,9 +823,9 @@ def sync_all(*, progress: bool = True, dry_run: bool = False, chunk_size: int = 
             f"nothing deactivated: {unidentified} product(s) have no valid external id"
         )
         return report
-    marked = Item.objects.filter(
-        is_active=True, attributes__contains={SOURCE_KEY: {"model": source.label}}
-    ).only("id", "external_id", "is_active")
+    marked = Item.objects.filter(is_active=True, source__model=source.label).only(
+        "id", "external_id", "is_active"
+    )
     for item in marked.iterator(chunk_size=2000):
         if item.external_id in seen:
             continue
