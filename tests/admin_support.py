@@ -14,11 +14,11 @@ from shop_recs.catalog.models import (
     Customer,
     Interaction,
     Item,
-    ItemEmbedding,
     ItemEncoding,
     Space,
 )
 from shop_recs.catalog.vectors import ensure_index
+from tests.conftest import write_vector
 
 FAMILIES = ("shirt", "boot", "bag")
 TEXT_DIM = 16
@@ -62,15 +62,7 @@ def make_shop(*, users: int = 60, per_family: int = 4, seed: int = 0) -> list[It
             vec = centres[family] + 0.3 * rng.normal(size=TEXT_DIM)
             vec = (vec / np.linalg.norm(vec)).astype(np.float32)
             for space in (Space.TEXT, Space.CONTENT):
-                ItemEmbedding.objects.create(
-                    item=item,
-                    space=space,
-                    dim=TEXT_DIM,
-                    vector=vec,
-                    encoder="synthetic",
-                    encoder_version="1",
-                    content_hash="x",
-                )
+                write_vector(item, space, vec, encoder="synthetic", content_hash="x")
             ItemEncoding.objects.create(item=item, status="done", encoded_at=timezone.now())
             items.append(item)
     for space in (Space.TEXT, Space.CONTENT):

@@ -4,6 +4,7 @@ import io
 import struct
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -69,3 +70,20 @@ def png_header_only(width: int, height: int) -> bytes:
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+def write_vector(
+    item: Any, space: str, values: Any, *, encoder: str = "", content_hash: str = "h"
+) -> Any:
+    """Store a vector of an item directly (tests that need vectors without the encoders)."""
+    from shop_recs.catalog.models import ItemEmbedding
+
+    return ItemEmbedding.objects.create(
+        item=item,
+        space=space,
+        dim=len(values),
+        vector=values,
+        encoder=encoder or f"test-{space}",
+        encoder_version="1",
+        content_hash=content_hash,
+    )

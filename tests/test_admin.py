@@ -12,10 +12,10 @@ from shop_recs.catalog.models import (
     Customer,
     Interaction,
     Item,
-    ItemEmbedding,
     ItemEncoding,
     ItemImage,
 )
+from tests.conftest import write_vector
 
 pytestmark = pytest.mark.django_db
 
@@ -81,18 +81,6 @@ def test_non_staff_are_refused(client) -> None:
 # --------------------------------------------------------------------------- review pages
 
 
-def _vector(item: Item, space: str, values: list[float]) -> None:
-    ItemEmbedding.objects.create(
-        item=item,
-        space=space,
-        dim=len(values),
-        vector=values,
-        encoder=f"test-{space}",
-        encoder_version="1",
-        content_hash="h",
-    )
-
-
 @pytest.fixture
 def catalogue():
     """Four items with text and content vectors: a1 is nearest to a0, then b0, then b1."""
@@ -106,8 +94,8 @@ def catalogue():
         item = Item.objects.create(external_id=ext, title=f"Title {ext}", category="C")
         ItemEncoding.objects.create(item=item, status="done")
         ItemImage.objects.create(item=item, source_url=f"https://img.example/{ext}.jpg")
-        _vector(item, "text", vec)
-        _vector(item, "content", vec)
+        write_vector(item, "text", vec)
+        write_vector(item, "content", vec)
         items[ext] = item
     return items
 

@@ -16,13 +16,13 @@ from shop_recs.catalog.encoding import items_encode
 from shop_recs.catalog.models import (
     BackgroundJob,
     Item,
-    ItemEmbedding,
     ItemEncoding,
     ServedList,
 )
 from shop_recs.catalog.training import model_train
 from tests.admin_support import make_shop, staff_user, tiny_settings
 from tests.celery_support import redis_broker
+from tests.conftest import write_vector
 
 pytestmark = pytest.mark.django_db
 
@@ -50,15 +50,7 @@ def root(client, admin_user):
 
 
 def _vector(item: Item, space: str, dim: int = 4) -> None:
-    ItemEmbedding.objects.create(
-        item=item,
-        space=space,
-        dim=dim,
-        vector=np.ones(dim, dtype=np.float32),
-        encoder="e",
-        encoder_version="1",
-        content_hash="h",
-    )
+    write_vector(item, space, np.ones(dim, dtype=np.float32), encoder="e")
 
 
 @pytest.fixture

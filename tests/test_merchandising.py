@@ -20,9 +20,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from shop_recs.catalog import merchandising, services
-from shop_recs.catalog.models import Customer, Interaction, Item, ItemEmbedding, MerchRule
+from shop_recs.catalog.models import Customer, Interaction, Item, MerchRule
 from shop_recs.catalog.recommend import recommendations
 from shop_recs.catalog.selectors import SimilarFilters, item_similar, items_search
+from tests.conftest import write_vector
 
 pytestmark = pytest.mark.django_db
 
@@ -40,15 +41,7 @@ def _item(ext: str, angle: float | None, *, category: str, brand: str, **fields:
         external_id=ext, title=ext.upper(), category=category, brand=brand, **fields
     )
     if angle is not None:
-        ItemEmbedding.objects.create(
-            item=item,
-            space="content",
-            dim=3,
-            vector=_vec(angle),
-            encoder="test",
-            encoder_version="1",
-            content_hash=ext,
-        )
+        write_vector(item, "content", _vec(angle), encoder="test", content_hash=ext)
     return item
 
 

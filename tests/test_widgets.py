@@ -16,11 +16,11 @@ from shop_recs.catalog.models import (
     Customer,
     Interaction,
     Item,
-    ItemEmbedding,
     ItemEncoding,
     ItemImage,
     ItemStats,
 )
+from tests.conftest import write_vector
 
 pytestmark = pytest.mark.django_db
 
@@ -28,18 +28,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def storefront(settings):
     settings.ROOT_URLCONF = "tests.storefront_urls"
-
-
-def _vector(item: Item, space: str, values: list[float]) -> None:
-    ItemEmbedding.objects.create(
-        item=item,
-        space=space,
-        dim=len(values),
-        vector=values,
-        encoder=f"test-{space}",
-        encoder_version="1",
-        content_hash="h",
-    )
 
 
 @pytest.fixture
@@ -59,8 +47,8 @@ def catalogue():
         )
         ItemEncoding.objects.create(item=item, status="done")
         ItemImage.objects.create(item=item, source_url=f"https://img.example/{ext}.jpg")
-        _vector(item, "text", vec)
-        _vector(item, "content", vec)
+        write_vector(item, "text", vec)
+        write_vector(item, "content", vec)
         items[ext] = item
     items["new"] = Item.objects.create(external_id="new", title="Brand new")
     return items

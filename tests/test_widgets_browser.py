@@ -6,39 +6,27 @@ containers empty with state "error"."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from shop_recs.catalog.models import Interaction, Item, ItemEmbedding, ItemEncoding, ItemImage
+from shop_recs.catalog.models import Interaction, Item, ItemEncoding, ItemImage
+from tests.browser.conftest import launch_chromium
+from tests.conftest import write_vector
 
 # Playwright's sync API runs an event loop in this thread; Django's async guard would refuse
 # the test's own queries without this.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CHROMIUM = os.environ.get("SHOP_RECS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium not found at {CHROMIUM}")
-        pytest.skip(f"Chromium not found at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launch_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
@@ -51,10 +39,7 @@ def shop(settings, live_server, transactional_db):
         item = Item.objects.create(external_id=ext, title=f"Title {ext}", price=f"1{n}.50")
         ItemEncoding.objects.create(item=item, status="done")
         ItemImage.objects.create(item=item, source_url=f"{live_server.url}/static/none-{ext}.png")
-        ItemEmbedding.objects.create(
-            item=item, space="content", dim=3, vector=vec, encoder="t", encoder_version="1",
-            content_hash="h",
-        )  # fmt: skip
+        write_vector(item, "content", vec, encoder="t")
     Item.objects.create(external_id="new", title="Not encoded yet")
     return live_server
 

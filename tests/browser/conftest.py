@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,8 +164,11 @@ def demo_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterato
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-def browser(demo_server) -> Iterator[object]:
+@contextmanager
+def launch_chromium() -> Iterator[object]:
+    """Headless Debian Chromium driven by Playwright (fails under CI, skips elsewhere, when
+    Chromium is missing)."""
+    _chromium_or_fail()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -173,6 +177,12 @@ def browser(demo_server) -> Iterator[object]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture(scope="session")
+def browser(demo_server) -> Iterator[object]:
+    with launch_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture
