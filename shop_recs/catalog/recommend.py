@@ -196,6 +196,31 @@ def _explained(
     return out
 
 
+def _nearest_explained(
+    space: str,
+    query: np.ndarray,
+    *,
+    k: int,
+    filters: SimilarFilters,
+    exclude_item_ids: Sequence[int],
+    source: str,
+    history: list[HistoryItem],
+    history_vectors: dict[int, np.ndarray],
+) -> list[Recommendation]:
+    """One step of the chain: the items nearest to ``query`` in ``space``, each explained by
+    the history item closest to it."""
+    found = vector_search(
+        space=space,
+        query=vectors.to_literal(query),
+        k=k,
+        filters=filters,
+        exclude_item_ids=exclude_item_ids,
+    )
+    return _explained(
+        found, source=source, space=space, history=history, history_vectors=history_vectors
+    )
+
+
 def _hybrid_dim() -> int:
     row = ItemEmbedding.objects.filter(space=Space.HYBRID).values_list("dim", flat=True).first()
     return int(row or 0)
@@ -295,16 +320,9 @@ def recommendations(
             )
             weights = np.asarray([h.weight for h in usable], dtype=np.float32)
             user_vec = model.user_vector(key, hv, weights if usable else None)
-            neighbours = vector_search(
-                space=Space.HYBRID,
-                query=vectors.to_literal(user_vec),
-                k=k,
-                filters=filters,
-                exclude_item_ids=taken(),
-            )
-            results += _explained(
-                neighbours, source="model", space=Space.HYBRID, history=usable,
-                history_vectors=hybrid,
+            results += _nearest_explained(
+                Space.HYBRID, user_vec, k=k, filters=filters, exclude_item_ids=taken(),
+                source="model", history=usable, history_vectors=hybrid,
             )  # fmt: skip
     if len(results) < k and history:
         content = _space_vectors(Space.CONTENT, [h.item_id for h in history])
@@ -312,15 +330,9 @@ def recommendations(
         dims = {len(content[h.item_id]) for h in usable}
         if usable and len(dims) == 1:
             query = _weighted_mean([content[h.item_id] for h in usable], [h.weight for h in usable])
-            neighbours = vector_search(
-                space=Space.CONTENT,
-                query=vectors.to_literal(query),
-                k=k - len(results),
-                filters=filters,
-                exclude_item_ids=taken(),
-            )
-            results += _explained(
-                neighbours, source="content", space=Space.CONTENT, history=usable,
+            results += _nearest_explained(
+                Space.CONTENT, query, k=k - len(results), filters=filters,
+                exclude_item_ids=taken(), source="content", history=usable,
                 history_vectors=content,
             )  # fmt: skip
     if len(results) < k:
