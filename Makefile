@@ -39,7 +39,7 @@ migrate: install
 
 demo: migrate
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	$(PY) manage.py recs_import shop_recs/catalog/demo/bundle
+	$(PY) manage.py recs_import demo/bundle
 	$(PY) manage.py recs_train --if-none-active --note "make demo"
 	$(PY) manage.py recs_create_admin --credentials-file .data/demo-admin.txt
 	$(MAKE) --no-print-directory serve
@@ -52,6 +52,7 @@ serve: install
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install-dev
 	$(VENV)/bin/ruff check --fix .

@@ -1,7 +1,7 @@
 """Encoding throughput: the bare encoders vs the full pipeline (``recs_encode --all``).
 
     python bench/encoding.py [BUNDLE ...]     (default: the demo bundle)
-    python bench/encoding.py shop_recs/catalog/demo/bundle ../shared/data/ml100k
+    python bench/encoding.py demo/bundle ../shared/data/ml100k
 
 For each catalog bundle: the bare encoders encode every item's text (the item-text recipe) and
 its image file (decode + encode) in batches of ENCODE_BATCH_SIZE, timed with the same loaded
@@ -25,15 +25,13 @@ from tqdm import tqdm
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument(
-        "bundles", nargs="*", type=Path, default=[ROOT / "shop_recs/catalog/demo/bundle"]
-    )
+    p.add_argument("bundles", nargs="*", type=Path, default=[ROOT / "demo/bundle"])
     p.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
     return p.parse_args()
 
 
 def bare(bundle: Path, batch: int) -> tuple[int, float]:
-    from shop_recs.catalog.encoding import image_encoder, text_encoder
+    from shop_recs.encoding.encoders import image_encoder, text_encoder
     from shop_recs.recsys.encoders import item_text
 
     text_enc, image_enc = text_encoder(), image_encoder()
@@ -65,9 +63,9 @@ def bare(bundle: Path, batch: int) -> tuple[int, float]:
 def pipeline(bundle: Path) -> tuple[int, float, str]:
     from django.db import connection
 
-    from shop_recs.catalog.encoding import items_encode
     from shop_recs.catalog.importer import import_bundle
     from shop_recs.catalog.models import Item, ItemEmbedding
+    from shop_recs.encoding.service import items_encode
 
     Item.objects.all().delete()
     with connection.cursor() as cursor:  # start every bundle on clean indexes
@@ -82,8 +80,8 @@ def pipeline(bundle: Path) -> tuple[int, float, str]:
 def main() -> None:
     args = parse_args()
     setup_django(args.database_url)
-    from shop_recs.catalog.conf import recs_settings
-    from shop_recs.catalog.encoding import warm_up
+    from shop_recs.conf import recs_settings
+    from shop_recs.encoding.encoders import warm_up
 
     warm_up()
     batch = int(recs_settings.ENCODE_BATCH_SIZE)

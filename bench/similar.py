@@ -135,7 +135,7 @@ def raw_sql_latency(query_ids: list[int], dim: int, k: int) -> list[float]:
     out = []
     with connection.cursor() as cur:
         # the ef_search the selector runs with (HNSW_EF_SEARCH, widened for a large k)
-        from shop_recs.catalog.conf import recs_settings
+        from shop_recs.conf import recs_settings
 
         cur.execute(f"SET hnsw.ef_search = {max(int(recs_settings.HNSW_EF_SEARCH), 2 * k)}")
         for qid in query_ids:
@@ -149,7 +149,7 @@ def raw_sql_latency(query_ids: list[int], dim: int, k: int) -> list[float]:
 def selector_latency(external_ids: list[str], k: int) -> list[float]:
     """The selector behind the endpoint, in-process: the same SQL statements (query vectors by
     id, then k-NN with item cards and per-space explanation), no HTTP, no DRF."""
-    from shop_recs.catalog.selectors import item_similar
+    from shop_recs.ranking.similar import item_similar
 
     out = []
     for ext in external_ids:
@@ -164,8 +164,9 @@ def quality(query_ids: list[int], k: int, category: str | None) -> tuple[float, 
     from django.db import connection
 
     from shop_recs.catalog.models import Item, ItemEmbedding
-    from shop_recs.catalog.selectors import SimilarFilters, vector_search
     from shop_recs.catalog.vectors import to_literal
+    from shop_recs.search.knn import vector_search
+    from shop_recs.search.types import SimilarFilters
 
     filters = SimilarFilters(category=category)
     table, items = ItemEmbedding._meta.db_table, Item._meta.db_table

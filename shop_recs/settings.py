@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "shop_recs.catalog.apps.CatalogConfig",
     "shop_recs.api.apps.ApiConfig",
     "shop_recs.workers.apps.WorkersConfig",
+    "shop_recs.storefront.apps.StorefrontConfig",
+    "shop_recs.dashboard.apps.DashboardConfig",
 ]
 
 MIDDLEWARE = [

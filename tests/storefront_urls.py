@@ -10,7 +10,7 @@ from django.urls import include, path, re_path
 from django.views.generic import DetailView
 
 from shop_recs.catalog.models import Item
-from shop_recs.catalog.tracking import TrackProductViewMixin, track_product_view
+from shop_recs.storefront.tracking import TrackProductViewMixin, track_product_view
 
 
 def _item(request: HttpRequest, sku: str) -> Item:

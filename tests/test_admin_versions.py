@@ -9,9 +9,9 @@ import xml.etree.ElementTree as ET
 import pytest
 from django.contrib.auth import get_user_model
 
-from shop_recs.catalog.charts import Series, line_chart, nice_ticks
 from shop_recs.catalog.models import BackgroundJob, ModelVersion
-from shop_recs.catalog.training import model_train
+from shop_recs.dashboard.charts import Series, line_chart, nice_ticks
+from shop_recs.ranking.training import model_train
 from tests.admin_support import make_shop, staff_user, tiny_settings
 
 pytestmark = pytest.mark.django_db

@@ -49,7 +49,7 @@ def test_readme_documents_every_setting() -> None:
     """The README's SHOP_RECS table lists every key of the plugin's settings."""
     from pathlib import Path
 
-    from shop_recs.catalog.conf import DEFAULTS
+    from shop_recs.conf import DEFAULTS
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     missing = [key for key in DEFAULTS if f"| `{key}` |" not in readme]

@@ -11,15 +11,15 @@ import pytest
 import redis
 from django.contrib.auth import get_user_model
 
-from shop_recs.catalog import served
-from shop_recs.catalog.encoding import items_encode
 from shop_recs.catalog.models import (
     BackgroundJob,
     Item,
     ItemEncoding,
     ServedList,
 )
-from shop_recs.catalog.training import model_train
+from shop_recs.encoding.service import items_encode
+from shop_recs.ranking import served
+from shop_recs.ranking.training import model_train
 from tests.admin_support import make_shop, staff_user, tiny_settings
 from tests.celery_support import redis_broker
 from tests.conftest import write_vector

@@ -33,7 +33,7 @@ from shop_recs.recsys.encoders import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLE = ROOT / "shop_recs" / "catalog" / "demo" / "bundle"
+BUNDLE = ROOT / "demo" / "bundle"
 CATEGORIES = ["Ankle boots", "Bags", "Sandals", "Dresses", "Trousers", "T-shirts & tops"]
 
 PRODUCTS = [

@@ -11,8 +11,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from PIL import Image, ImageDraw
 
-from shop_recs.catalog.encoding import items_encode, items_needing_encoding
 from shop_recs.catalog.models import Item, ItemEmbedding, ItemEncoding, ItemImage
+from shop_recs.encoding.service import items_encode, items_needing_encoding
 
 pytestmark = pytest.mark.django_db
 

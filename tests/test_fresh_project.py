@@ -51,7 +51,7 @@ class Product(models.Model):
 VIEWS = """
 from django.views.generic import DetailView
 
-from shop_recs.catalog.tracking import TrackProductViewMixin
+from shop_recs.storefront.tracking import TrackProductViewMixin
 
 from catalog.models import Product
 
@@ -78,6 +78,7 @@ INSTALLED_APPS += [
     "catalog",
     "rest_framework", "rest_framework.authtoken", "django_filters", "drf_spectacular",
     "shop_recs.catalog", "shop_recs.api", "shop_recs.workers",
+    "shop_recs.storefront", "shop_recs.dashboard",
 ]
 DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
 SHOP_RECS = {

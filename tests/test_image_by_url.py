@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shop_recs.catalog import services
 from shop_recs.catalog.models import Item, ItemEncoding
+from shop_recs.encoding import images
 from tests.conftest import image_bytes, png_header_only
 
 pytestmark = pytest.mark.django_db
@@ -55,8 +55,8 @@ def server(settings) -> Iterator[str]:
 
 def fetch(url: str):
     item, _ = Item.objects.get_or_create(external_id="sku-1", defaults={"title": "Shirt"})
-    image = services.item_image_add_url(item=item, url=url)
-    return services.item_image_fetch(image=image)
+    image = images.item_image_add_url(item=item, url=url)
+    return images.item_image_fetch(image=image)
 
 
 def test_a_good_image_is_downloaded_and_stored(server) -> None:
@@ -103,7 +103,7 @@ def test_other_schemes_never_get_stored() -> None:
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError, match="scheme"):
-        services.item_image_add_url(item=item, url="file:///etc/passwd")
+        images.item_image_add_url(item=item, url="file:///etc/passwd")
 
 
 def test_a_timeout_is_retried_then_recorded(server, settings) -> None:
@@ -113,7 +113,7 @@ def test_a_timeout_is_retried_then_recorded(server, settings) -> None:
 
     settings.SHOP_RECS = {**settings.SHOP_RECS, "IMAGE_FETCH_TIMEOUT": 0.3}
     item = Item.objects.create(external_id="slow", title="Slow")
-    image = services.item_image_add_url(item=item, url=f"{server}/slow.png")
+    image = images.item_image_add_url(item=item, url=f"{server}/slow.png")
     fetch_item_image.delay(image.pk)
     image = ItemImage.objects.get(pk=image.pk)
     assert image.status == "failed" and "timeout" in image.error

@@ -1,4 +1,4 @@
-"""shop_recs.catalog.image_fetch against real HTTP and HTTPS servers on 127.0.0.1.
+"""shop_recs.encoding.fetch against real HTTP and HTTPS servers on 127.0.0.1.
 
 No database. No traffic leaves 127.0.0.1: the autouse ``guard`` fixture fails the test if
 anything tries to connect anywhere else or to look up a name in DNS (names used here are
@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from shop_recs.catalog import image_fetch
-from shop_recs.catalog.image_fetch import FetchedImage, ImageFetchError, fetch_image
+from shop_recs.encoding import addresses
+from shop_recs.encoding import fetch as image_fetch
+from shop_recs.encoding.fetch import FetchedImage, ImageFetchError, fetch_image
 
 LOCAL = ["127.0.0.1/32"]
 LIMIT = 100_000  # max_bytes for the size tests
@@ -497,12 +498,12 @@ def test_allow_networks_only_opens_the_listed_networks(server, guard):
 )
 def test_address_policy(address, expected):
     # A pure classification: no socket is involved.
-    assert image_fetch._address_refusal(ipaddress.ip_address(address)) == expected
+    assert addresses.address_refusal(ipaddress.ip_address(address)) == expected
 
 
 def test_address_policy_allow_networks():
     allowed = [ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.20.0.0/16")]
-    check = image_fetch._address_refusal
+    check = addresses.address_refusal
     assert check(ipaddress.ip_address("127.0.0.1"), allowed) is None
     assert check(ipaddress.ip_address("::ffff:127.0.0.1"), allowed) is None  # mapped = IPv4
     assert check(ipaddress.ip_address("10.20.3.4"), allowed) is None
@@ -715,7 +716,7 @@ def test_peer_address_is_checked_after_connecting(monkeypatch, server, guard):
 
 
 def test_https_connection_is_built_for_the_hostname_with_verification():
-    target = image_fetch._parse_url("https://images.example/a.png", frozenset({"https"}))
+    target = addresses.parse_url("https://images.example/a.png", frozenset({"https"}))
     watchdog = image_fetch._Watchdog(5.0)
     conn = image_fetch._connection(
         target, [ipaddress.ip_address("93.184.216.34")], (), watchdog, 5.0

@@ -13,7 +13,7 @@ from tests.conftest import image_bytes
 
 pytestmark = pytest.mark.django_db
 
-DEMO = Path(__file__).resolve().parent.parent / "shop_recs" / "catalog" / "demo" / "bundle"
+DEMO = Path(__file__).resolve().parent.parent / "demo" / "bundle"
 
 
 def write_bundle(root: Path) -> Path:

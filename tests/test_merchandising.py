@@ -19,10 +19,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from shop_recs.catalog import merchandising, services
+from shop_recs.catalog import services
 from shop_recs.catalog.models import Customer, Interaction, Item, MerchRule
-from shop_recs.catalog.recommend import recommendations
-from shop_recs.catalog.selectors import SimilarFilters, item_similar, items_search
+from shop_recs.ranking import merchandising
+from shop_recs.ranking.recommend import recommendations
+from shop_recs.ranking.similar import item_similar, items_search
+from shop_recs.search.types import SimilarFilters
 from tests.conftest import write_vector
 
 pytestmark = pytest.mark.django_db

@@ -17,11 +17,13 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from shop_recs.catalog import services
-from shop_recs.catalog.encoding import items_encode
 from shop_recs.catalog.models import Customer, Item, ItemEmbedding, MerchRule, ModelVersion
-from shop_recs.catalog.recommend import recommendations
 from shop_recs.catalog.services import EventIn
-from shop_recs.catalog.training import TrainingError, model_rollback, model_train, training_request
+from shop_recs.encoding.service import items_encode
+from shop_recs.ranking.activation import model_rollback
+from shop_recs.ranking.dataset import TrainingError
+from shop_recs.ranking.recommend import recommendations
+from shop_recs.ranking.training import model_train, training_request
 
 pytestmark = pytest.mark.django_db
 

@@ -40,7 +40,7 @@ def seeded(transactional_db) -> str:
     The encoders load first: with no broker, a created item is encoded inside its request, and
     the first model load (~10 s) would otherwise look like a hung server.
     """
-    from shop_recs.catalog.encoding import warm_up
+    from shop_recs.encoding.encoders import warm_up
 
     warm_up()
     Item.objects.create(external_id="sku-1", title="Shirt", category="Shirts", price=10)

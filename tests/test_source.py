@@ -24,7 +24,7 @@ from django.db import transaction
 
 from shop_recs.catalog import signals
 from shop_recs.catalog.models import Customer, Item, ItemEmbedding, ItemEncoding
-from shop_recs.catalog.source import (
+from shop_recs.storefront.source import (
     ImageRef,
     check_settings,
     customer_for_user,

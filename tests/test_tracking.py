@@ -9,8 +9,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from shop_recs.catalog import services, tracking
+from shop_recs.catalog import services
 from shop_recs.catalog.models import Customer, Interaction, Item
+from shop_recs.storefront import tracking
 
 pytestmark = pytest.mark.django_db
 
@@ -95,7 +96,7 @@ def test_a_session_that_logs_in_keeps_its_history(client, items, shopper, frozen
     assert client.session.session_key != key_before  # Django rotates the key at login
     client.get("/shop/p2/")
     assert set(Interaction.objects.values_list("session_id", flat=True)) == {sid}
-    from shop_recs.catalog.recommend import shopper_history
+    from shop_recs.ranking.recommend import shopper_history
 
     history, _ = shopper_history(customer=customer, session_id=sid)
     assert [h.external_id for h in history] == ["p1", "p2"]
@@ -119,7 +120,7 @@ def test_tracking_failure_does_not_break_the_page(client, items, monkeypatch, ca
         raise RuntimeError("database on fire")
 
     monkeypatch.setattr(services, "interactions_record", boom)
-    with caplog.at_level(logging.ERROR, logger="shop_recs.catalog.tracking"):
+    with caplog.at_level(logging.ERROR, logger="shop_recs.storefront.tracking"):
         response = client.get("/shop/p1/")
     assert response.status_code == 200 and response.content == b"product p1"
     assert "recording a product view failed" in caplog.text
@@ -196,7 +197,7 @@ def test_guest_purchase_belongs_to_the_session(rf, items) -> None:
 
 
 def test_purchase_signal_never_raises(items, caplog) -> None:
-    with caplog.at_level(logging.ERROR, logger="shop_recs.catalog.tracking"):
+    with caplog.at_level(logging.ERROR, logger="shop_recs.storefront.tracking"):
         tracking.purchase_completed.send(sender=None, order_id="o-9", products=["p1"])
     assert "order o-9" in caplog.text and not Interaction.objects.exists()
 

@@ -11,7 +11,6 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
 from django.template import Context, Template
 
-from shop_recs.catalog import tracking, widgets
 from shop_recs.catalog.models import (
     Customer,
     Interaction,
@@ -20,6 +19,7 @@ from shop_recs.catalog.models import (
     ItemImage,
     ItemStats,
 )
+from shop_recs.storefront import links, tracking, widgets
 from tests.conftest import write_vector
 
 pytestmark = pytest.mark.django_db
@@ -109,7 +109,7 @@ def test_failures_render_nothing_even_in_debug(catalogue, settings, monkeypatch,
 
     monkeypatch.setattr(widgets, "widget_similar_items", boom)
     monkeypatch.setattr(widgets, "widget_recommended_items", boom)
-    with caplog.at_level(logging.WARNING, logger="shop_recs.catalog.templatetags.shop_recs"):
+    with caplog.at_level(logging.WARNING, logger="shop_recs.storefront.templatetags.shop_recs"):
         html = render("[{% similar_items 'a0' %}][{% recommended_for request %}]", request=None)
     assert html == "[][]"
     assert caplog.text.count("widget failed; it renders nothing") == 2
@@ -224,7 +224,7 @@ def test_item_url_from_the_item_source(catalogue, settings) -> None:
     settings.SHOP_RECS = {**settings.SHOP_RECS, "ITEM_SOURCE": source}
     Product.objects.create(sku="a1", name="Shirt")
     Product.objects.create(sku="b0", name="Boot")
-    assert widgets.item_urls(["a1", "b0", "b1"]) == {
+    assert links.item_urls(["a1", "b0", "b1"]) == {
         "a1": "/shop/products/a1/",
         "b0": "/shop/products/b0/",
     }
@@ -235,7 +235,7 @@ def test_item_url_from_the_item_source(catalogue, settings) -> None:
     # an external id behind a relation or a callable: no lookup, no links
     fields = {"external_id": "callable:tests.test_widgets.item_link", "title": "name"}
     settings.SHOP_RECS = {**settings.SHOP_RECS, "ITEM_SOURCE": {**source, "FIELDS": fields}}
-    assert widgets.item_urls(["a1"]) == {}
+    assert links.item_urls(["a1"]) == {}
 
 
 def test_item_url_in_api_cards(catalogue, client, settings) -> None:

@@ -121,7 +121,7 @@ def test_failing_api_leaves_the_containers_empty(page) -> None:
 
 
 def test_track_js_can_record_the_page_view(page, monkeypatch) -> None:
-    from shop_recs.catalog import tracking
+    from shop_recs.storefront import tracking
 
     monkeypatch.setattr(tracking, "_now", lambda: 1_000_000.0)  # one view window
     page.goto("/page/a1/?views=1")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from shop_recs.catalog.conf import recs_settings
+from shop_recs.conf import recs_settings
 
 
 class RequestSizeLimitMiddleware:

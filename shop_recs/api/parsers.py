@@ -13,7 +13,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from shop_recs.api.exceptions import PayloadTooLarge
-from shop_recs.catalog.conf import recs_settings
+from shop_recs.conf import recs_settings
 
 
 def _reject_constant(name: str) -> Any:

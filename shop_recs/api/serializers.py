@@ -4,25 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.files.storage import default_storage
-from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from shop_recs.catalog.conf import recs_settings
+from shop_recs.catalog.media import image_url
 from shop_recs.catalog.models import Customer, Event, Interaction, Item, ItemImage
-from shop_recs.catalog.tracking import CLIENT_EVENTS
-from shop_recs.catalog.widgets import item_urls
-
-EXTERNAL_ID_PATTERN = r"^[^\s/\\?#%\x00-\x1f\x7f]{1,255}$"
-external_id_validator = RegexValidator(
-    EXTERNAL_ID_PATTERN,
-    "Use 1-255 characters without whitespace, control characters or any of / \\ ? # %%.",
-)
+from shop_recs.catalog.validation import EXTERNAL_ID
+from shop_recs.conf import recs_settings
+from shop_recs.storefront.cards import card_dicts
+from shop_recs.storefront.tracking import CLIENT_EVENTS
 
 
 def external_id_field(**kwargs: Any) -> serializers.CharField:
-    return serializers.CharField(max_length=255, validators=[external_id_validator], **kwargs)
+    return serializers.CharField(max_length=255, validators=[EXTERNAL_ID], **kwargs)
 
 
 class JSONObjectField(serializers.DictField):
@@ -90,14 +84,7 @@ class ItemOutputSerializer(serializers.ModelSerializer):
         model = Item
         fields = [
             "external_id",
-            "title",
-            "description",
-            "category",
-            "brand",
-            "price",
-            "attributes",
-            "in_stock",
-            "is_active",
+            *Item.DATA_FIELDS,
             "images",
             "encoding",
             "created_at",
@@ -383,17 +370,7 @@ class ItemCardSerializer(serializers.Serializer):
     )
 
     def get_image(self, card: Any) -> str | None:
-        return card_image_url(card.image, self.context.get("request"))
-
-
-def card_image_url(image: str, request: Any) -> str | None:
-    """Absolute URL of an item card's first image (a stored file, or its source URL)."""
-    if not image:
-        return None
-    if "://" in image:
-        return image
-    url = default_storage.url(image)
-    return request.build_absolute_uri(url) if request is not None else url
+        return image_url(card.image, self.context.get("request")) or None
 
 
 class AppliedRuleSerializer(serializers.Serializer):
@@ -426,26 +403,16 @@ class NeighbourSerializer(serializers.Serializer):
 def neighbours_data(results: list[Any], request: Any) -> list[dict[str, Any]]:
     """What NeighbourSerializer(many=True) renders, built directly: this is the hot path of
     every widget, and DRF's per-field machinery costs more than the query behind it."""
-    urls = item_urls([n.item.external_id for n in results])
     out = []
-    for n in results:
-        card = n.item
+    for n, card in zip(results, card_dicts(results, request), strict=True):
+        price = card["price"]
+        card.update(
+            price=float(price) if price is not None else None,
+            image=card["image"] or None,
+            url=card["url"] or None,
+        )
         out.append(
-            {
-                "item": {
-                    "external_id": card.external_id,
-                    "title": card.title,
-                    "category": card.category,
-                    "brand": card.brand,
-                    "price": float(card.price) if card.price is not None else None,
-                    "in_stock": card.in_stock,
-                    "image": card_image_url(card.image, request),
-                    "url": urls.get(card.external_id),
-                },
-                "score": n.score,
-                "similarity": n.similarity,
-                "rules": list(n.rules),
-            }
+            {"item": card, "score": n.score, "similarity": n.similarity, "rules": list(n.rules)}
         )
     return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
-from shop_recs.catalog.conf import recs_settings
+from shop_recs.conf import recs_settings
 
 
 class AnonThrottle(AnonRateThrottle):

@@ -1,4 +1,4 @@
-"""Load a catalog bundle (../shared/DATA.md: items.csv, interactions.csv, images/) idempotently.
+"""Load a catalog bundle (items.csv, interactions.csv, images/) idempotently.
 
 Bad rows are reported with their line number and reason; good rows are always kept. Re-running
 on the same bundle changes nothing: items are upserted by external id, images deduplicated by
@@ -7,9 +7,8 @@ checksum, interactions keyed by a hash of the row.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -17,21 +16,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
 
 from shop_recs.catalog import services
 from shop_recs.catalog.models import Event
+from shop_recs.catalog.validation import EXTERNAL_ID
+from shop_recs.recsys.bundle import BundleError, read_csv_rows
 
 T = TypeVar("T")
 Progress = Callable[..., Iterable[Any]]
 
-EXTERNAL_ID = RegexValidator(r"^[^\s/\\?#%\x00-\x1f\x7f]{1,255}$")
 ITEM_COLUMNS = {"item_id", "title"}
 INTERACTION_COLUMNS = {"user_id", "item_id", "event", "timestamp"}
-
-
-class BundleError(Exception):
-    """The bundle cannot be read at all (missing file, missing columns)."""
 
 
 @dataclass
@@ -62,17 +57,6 @@ class ImportReport:
 
 def _no_progress(iterable: Iterable[T], **kwargs: Any) -> Iterable[T]:
     return iterable
-
-
-def _read_csv(path: Path, required: set[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        missing = required - set(reader.fieldnames or [])
-        if missing:
-            raise BundleError(f"{path.name} lacks the column(s) {', '.join(sorted(missing))}.")
-        for row in reader:
-            # line numbers count the header as line 1, as an editor shows them
-            yield reader.line_num, {k: (v or "") for k, v in row.items() if k is not None}
 
 
 def _clean_text(value: str, *, limit: int) -> str:
@@ -158,7 +142,7 @@ def import_bundle(
     rows: list[dict[str, Any]] = []
     images: dict[str, tuple[int, str]] = {}
     seen: set[str] = set()
-    for line, raw in _read_csv(items_csv, ITEM_COLUMNS):
+    for line, raw in read_csv_rows(items_csv, ITEM_COLUMNS):
         try:
             row = _item_row(raw)
         except ValueError as exc:
@@ -207,7 +191,7 @@ def import_bundle(
     interactions_csv = directory / "interactions.csv"
     if with_interactions and interactions_csv.is_file():
         events: list[tuple[int, services.EventIn]] = []
-        for line, raw in _read_csv(interactions_csv, INTERACTION_COLUMNS):
+        for line, raw in read_csv_rows(interactions_csv, INTERACTION_COLUMNS):
             try:
                 events.append((line, _event_row(raw)))
             except ValueError as exc:

@@ -32,6 +32,13 @@ class Item(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
+    #: The fields a store writes (beside ``external_id``): the API's item, imports, the item
+    #: source and the services all use this list. A change of a content field re-encodes the
+    #: item; price and stock changes do not.
+    CONTENT_FIELDS = ("title", "description", "category", "brand", "attributes")
+    DATA_FIELDS = ("title", "description", "category", "brand", "price", "attributes",
+                   "in_stock", "is_active")  # fmt: skip
+
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["is_active", "in_stock"], name="recs_item_active_stock")]
@@ -272,7 +279,7 @@ class MerchRule(models.Model):
     boost or bury by a factor, or exclude. ``context`` limits where it applies: everywhere, the
     similar list of one item, or lists in one category (a category filter, or the similar list
     of an item of that category). Rules apply between ``starts_at`` and ``ends_at`` (either may
-    be empty). See ``shop_recs.catalog.merchandising``.
+    be empty). See ``shop_recs.ranking.merchandising``.
     """
 
     class Action(models.TextChoices):

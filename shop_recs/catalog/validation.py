@@ -10,11 +10,27 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from PIL import Image, UnidentifiedImageError
 
-from shop_recs.catalog.conf import recs_settings
+from shop_recs.conf import recs_settings
 
 MAX_JSON_DEPTH = 8
+
+#: The one rule for the external ids of items and customers (they travel in URL paths).
+EXTERNAL_ID_PATTERN = r"^[^\s/\\?#%\x00-\x1f\x7f]{1,255}$"
+EXTERNAL_ID_RULE = "1-255 characters without whitespace, control characters or any of / \\ ? # %"
+EXTERNAL_ID = RegexValidator(EXTERNAL_ID_PATTERN, f"Use {EXTERNAL_ID_RULE.replace('%', '%%')}.")
+
+
+def check_external_id(value: object) -> str:
+    """``value`` as an external id (stripped), or ValueError saying what the rule is."""
+    text = "" if value is None else str(value).strip()
+    try:
+        EXTERNAL_ID(text)
+    except ValidationError:
+        raise ValueError(f"{text!r} is not a valid external id: use {EXTERNAL_ID_RULE}") from None
+    return text
 
 
 def check_json_value(value: Any, *, field: str) -> None:

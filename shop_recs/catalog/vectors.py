@@ -16,12 +16,14 @@ from functools import lru_cache
 import numpy as np
 from django.db import connection
 
+from shop_recs.catalog.models import ItemEmbedding
+from shop_recs.conf import recs_settings
+
 HNSW_MAX_DIM = 2000  # pgvector's limit for indexing the vector type
 _SPACE = re.compile(r"^[a-z_]{1,16}$")
 
 
 def embedding_table() -> str:
-    from shop_recs.catalog.models import ItemEmbedding
 
     return connection.ops.quote_name(ItemEmbedding._meta.db_table)
 
@@ -106,7 +108,6 @@ def indexes_deferred(spaces: Iterable[str]) -> Iterator[None]:
     than inserting row by row into a graph). Readers in the meantime get exact answers, slower
     but correct; the indexes are rebuilt even when the block fails.
     """
-    from shop_recs.catalog.models import ItemEmbedding
 
     spaces = set(spaces)
     table_name = ItemEmbedding._meta.db_table
@@ -145,7 +146,6 @@ def set_session_ef_search(sender: object, connection: object, **kwargs: object) 
     similarity query needs no extra round trip for it (persistent connections pay it once)."""
     if getattr(connection, "vendor", "") != "postgresql":
         return
-    from shop_recs.catalog.conf import recs_settings
 
     with connection.cursor() as cursor:  # type: ignore[attr-defined]
         cursor.execute(f"SET hnsw.ef_search = {int(recs_settings.HNSW_EF_SEARCH)}")

@@ -18,19 +18,22 @@ import abc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .idmap import IdMap
 
 #: Weight of one event of each kind in training (higher = stronger preference).
+#: The app's default too (``SHOP_RECS["EVENT_WEIGHTS"]`` starts from this table), so the app,
+#: the evaluation and the benchmarks train with the same weights unless a shop overrides them.
 EVENT_WEIGHTS: dict[str, float] = {
     "view": 1.0,
-    "click": 1.5,
-    "like": 2.0,
-    "cart": 3.0,
-    "purchase": 5.0,
+    "click": 2.0,
+    "like": 3.0,
     "rating": 3.0,  # only ratings >= 4 reach here, see event_weight
+    "cart": 4.0,
+    "purchase": 8.0,
 }
 
 #: Ratings below this are not positives (DATA.md: "rating with value >= 4").
@@ -252,6 +255,74 @@ class Recommender(abc.ABC):
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
         raise NotImplementedError(f"{cls.__name__} cannot be loaded")
+
+
+class VectorRecommender(Recommender):
+    """A recommender the app can serve from vectors in pgvector: what ``SHOP_RECS["MODEL_CLASS"]``
+    must be (the app calls exactly these members; ``shop_recs.ranking``).
+
+    Item vectors and user vectors share one space of :attr:`vector_dim` dimensions and score by
+    inner product, so the app stores every item's vector once and ranks a shopper's list with
+    one k-NN query. Serving never calls :meth:`score_items`:
+
+    - after training, :meth:`all_item_vectors` (rows in ``item_map`` order) are written to
+      pgvector; an item encoded later gets :meth:`item_vectors` from its content features alone
+      (``item_ids`` unknown to the model) — that is how new items are served without retraining;
+    - at request time :meth:`user_vector` turns the *stored* vectors of the shopper's recent
+      items (oldest first, with event weights) and, for a known shopper, their id into the
+      query vector; ``user`` None is an anonymous session;
+    - :meth:`codes` maps category/brand names into the model's vocabulary
+      (:attr:`category_names`, :attr:`brand_names`) when the app builds features of new items,
+      and :attr:`feature_dims` says which content vectors the model reads (``text_dim``,
+      ``image_dim``; 0 = not read);
+    - the artefact is a directory: :meth:`save` / :meth:`load` (``device="cpu"`` in web
+      processes), :attr:`version` names it, ``training_history_`` (per-epoch metrics, may be
+      empty) is charted in the admin.
+    """
+
+    version: str | None = None
+    category_names: list[str]
+    brand_names: list[str]
+    training_history_: list[dict[str, Any]]
+
+    @property
+    @abc.abstractmethod
+    def vector_dim(self) -> int:
+        """Width of the item and user vectors."""
+
+    @property
+    @abc.abstractmethod
+    def feature_dims(self) -> dict[str, int]:
+        """``{"text_dim": d, "image_dim": d}`` of the content vectors the model reads."""
+
+    @abc.abstractmethod
+    def all_item_vectors(self) -> np.ndarray:
+        """Vectors of every item of ``item_map`` (n_items x :attr:`vector_dim`)."""
+
+    @abc.abstractmethod
+    def item_vectors(
+        self, features: ItemFeatures, item_ids: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Vectors of items described by ``features`` (row i = ``item_ids[i]``); ids the model
+        was not trained on, or ``item_ids=None``, give content-only vectors."""
+
+    @abc.abstractmethod
+    def user_vector(
+        self,
+        user: str | None,
+        history_vectors: np.ndarray,
+        history_weights: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The query vector of a shopper from the stored vectors of their recent items."""
+
+    @abc.abstractmethod
+    def codes(self, kind: str, names: Sequence[str]) -> np.ndarray:
+        """Codes of category (``kind="category"``) or brand names; unknown names give 0."""
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, path: str | Path, *, device: str | None = None) -> VectorRecommender:
+        """Read an artefact written by :meth:`save`."""
 
 
 def top_k(

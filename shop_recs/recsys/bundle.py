@@ -23,7 +23,7 @@ import csv
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,15 +43,30 @@ CACHE_FORMAT = "1"
 DEFAULT_CACHE_DIR = Path(".data") / "bench-cache"
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> Iterator[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as fh:
+class BundleError(ValueError):
+    """A bundle file cannot be read at all (missing file, missing columns)."""
+
+
+def read_csv_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """The rows of one bundle CSV as ``(line number, {column: raw value})``: the one reader of
+    the format for the app's importer and for the benchmarks.
+
+    UTF-8 with or without a byte-order mark (spreadsheets write one); a short row's missing
+    cells are ``""`` (the format says empty means absent); line numbers count the header as
+    line 1, as an editor shows them. Raises :class:`BundleError` naming missing columns.
+    """
+    with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in required if c not in (reader.fieldnames or ())]
         if missing:
-            raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}")
+            raise BundleError(f"{path.name} lacks the column(s) {', '.join(sorted(missing))}.")
         for row in reader:
-            # csv gives None for short rows; the bundle format says empty means absent.
-            yield {k: (v or "").strip() for k, v in row.items() if k is not None}
+            yield reader.line_num, {k: (v or "") for k, v in row.items() if k is not None}
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> Iterator[dict[str, str]]:
+    for _, row in read_csv_rows(path, required):
+        yield {k: v.strip() for k, v in row.items()}
 
 
 def bundle_item_records(path: str | os.PathLike[str]) -> list[dict[str, str]]:

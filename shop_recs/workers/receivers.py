@@ -15,9 +15,12 @@ from celery.signals import worker_init, worker_process_init
 from django.db import connection
 from django.dispatch import receiver
 
-from shop_recs.catalog import jobs, signals
-from shop_recs.catalog.conf import recs_settings
+from shop_recs.catalog import signals
 from shop_recs.catalog.models import BackgroundJob
+from shop_recs.conf import recs_settings
+from shop_recs.encoding.encoders import warm_up
+from shop_recs.ranking.activation import hybrid_vectors_refresh
+from shop_recs.recsys.encoders import set_torch_threads
 from shop_recs.workers import tasks
 
 logger = logging.getLogger(__name__)
@@ -48,6 +51,13 @@ def on_training_requested(
     tasks.train_model.delay(force=force, note=note)
 
 
+@receiver(signals.items_encoded, dispatch_uid="shop_recs.hybrid_vectors")
+def on_items_encoded(sender: Any, *, item_ids: list[int], **kwargs: Any) -> None:
+    # in the encoding process itself, right after the batch: the active model's item tower
+    # gives the items hybrid vectors at once (no retraining, no extra task)
+    hybrid_vectors_refresh(item_ids=list(item_ids))
+
+
 JOB_TASKS = {
     BackgroundJob.Kind.ENCODE: tasks.encode_items,
     BackgroundJob.Kind.TRAIN: tasks.train_model,
@@ -63,9 +73,10 @@ def _apply_in_thread(task: Any, job_id: int) -> None:
         connection.close()  # this thread's own connection: never left open
 
 
-@receiver(jobs.job_requested, dispatch_uid="shop_recs.run_job")
+@receiver(signals.job_requested, dispatch_uid="shop_recs.run_job")
 def on_job_requested(sender: Any, *, job_id: int, kind: str, **kwargs: Any) -> str:
-    """Queue an admin job's task; without a broker, run it in a thread (see catalog.jobs)."""
+    """Queue an admin job's task; without a broker, run it in a thread (see
+    catalog.services.jobs)."""
     task = JOB_TASKS[kind]
     if task.app.conf.task_always_eager:
         threading.Thread(
@@ -82,11 +93,7 @@ def _prepare_process(threads: int) -> None:
     sentence-transformers can hang when a model loaded before fork is used after it)."""
     if os.environ.get("SHOP_RECS_WORKER_WARMUP", "1") == "0":
         return
-    from shop_recs.recsys.encoders import set_torch_threads
-
     set_torch_threads(threads)
-    from shop_recs.catalog.encoding import warm_up
-
     warm_up()
 
 

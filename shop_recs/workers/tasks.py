@@ -1,10 +1,12 @@
-"""Celery tasks: thin, take ids, call one catalog service, retry transient failures.
+"""Celery tasks: thin, take ids, call one service, retry transient failures.
 
 All are idempotent (safe to run twice: acks_late redelivers a task whose worker died).
 
 ``encode_items`` and ``train_model`` also run admin background jobs (``job_id``): the job
-service records progress and the outcome on the job row, see :mod:`catalog.jobs`, which also
-explains why, without a broker, a job runs in a thread of the web process.
+service records progress and the outcome on the job row, see :mod:`catalog.services.jobs`,
+which also
+explains why, without a broker, a job runs in a thread of the web process; the work of each
+kind of job is :mod:`shop_recs.workers.jobs`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,17 @@ from typing import Any
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from shop_recs.catalog import jobs, services
+from shop_recs.catalog import services
 from shop_recs.catalog.models import ItemImage
+from shop_recs.encoding.images import item_image_fetch
+from shop_recs.encoding.service import items_encode
+from shop_recs.ranking.dataset import TrainingError
+from shop_recs.ranking.training import model_train
+from shop_recs.workers import jobs
 
 logger = logging.getLogger(__name__)
 
-# ConnectionError covers services.ImageFetchRetry (a download timeout or refused connection)
+# ConnectionError covers encoding.images.ImageFetchRetry (a download timeout or refused connection)
 TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 RETRY = {
     "acks_late": True,
@@ -54,8 +61,6 @@ def encode_items(
     ``job_id``, run that background job (its items and options are on the job)."""
     if job_id is not None:
         return jobs.job_run_encode(job_id=int(job_id))
-    from shop_recs.catalog.encoding import items_encode
-
     report = items_encode(item_ids=[int(i) for i in item_ids or []], force=force)
     logger.info("encode_items: %s", report.summary())
     return {"encoded": report.encoded, "skipped": report.skipped, "failed": report.failed}
@@ -77,7 +82,7 @@ def fetch_item_image(image_id: int) -> str:
     if image is None:
         return "gone"
     last_try = fetch_item_image.request.retries >= FETCH_RETRIES
-    return services.item_image_fetch(image=image, retry_transient=not last_try).status
+    return item_image_fetch(image=image, retry_transient=not last_try).status
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=60, max_retries=3)
@@ -88,8 +93,6 @@ def train_model(
     ``job_id``, run that background job (its options are on the job)."""
     if job_id is not None:
         return jobs.job_run_train(job_id=int(job_id))
-    from shop_recs.catalog.training import TrainingError, model_train
-
     try:
         version = model_train(force=force, note=note or "celery train_model")
     except TrainingError as exc:  # not transient: too little data, or a run in progress

@@ -32,7 +32,7 @@ from django.db import connection
 from shop_recs.embedded_db import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_BUNDLE = ROOT / "shop_recs" / "catalog" / "demo" / "bundle"
+DEMO_BUNDLE = ROOT / "demo" / "bundle"
 CHROMIUM = os.environ.get("SHOP_RECS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(os.environ.get("SHOP_RECS_TEST_ARTIFACTS") or ROOT / "test-artifacts") / "browser"

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 from django.views.generic import DetailView, ListView
 
 from shop.models import Order, OrderLine, Product
-from shop_recs.catalog.tracking import TrackProductViewMixin, purchase_completed
+from shop_recs.storefront.tracking import TrackProductViewMixin, purchase_completed
 
 
 class ProductListView(ListView):

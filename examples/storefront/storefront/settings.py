@@ -32,6 +32,8 @@ INSTALLED_APPS = [
     "shop_recs.catalog",
     "shop_recs.api",
     "shop_recs.workers",
+    "shop_recs.storefront",
+    "shop_recs.dashboard",
 ]
 
 MIDDLEWARE = [

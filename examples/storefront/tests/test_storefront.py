@@ -12,7 +12,7 @@ from django.core.management import call_command
 
 from shop.models import Category, Product
 from shop_recs.catalog.models import Customer, Interaction, Item, ItemEmbedding
-from shop_recs.catalog.tracking import SESSION_ID_KEY
+from shop_recs.storefront.tracking import SESSION_ID_KEY
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -112,7 +112,7 @@ def test_a_purchase_changes_the_shoppers_recommendations(client, products) -> No
     )
     # the same order reported again (a retried signal) counts once
     from shop.models import Order
-    from shop_recs.catalog.tracking import record_purchase
+    from shop_recs.storefront.tracking import record_purchase
 
     order = Order.objects.get(user=user)
     record_purchase(product=bags[0], order_id=str(order.pk), user=user)

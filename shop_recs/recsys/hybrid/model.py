@@ -26,6 +26,11 @@ Why this shape
   memory linear in the interactions (plus items x batch for the softmax), never users x items.
 * Early stopping on validation Recall@10 (an internal 10% hold-out by default), then a refit
   on all positives for the chosen number of epochs.
+
+One module, over 600 lines, on purpose: it is one class whose fit, scoring, serving and
+artefact code share the same private state (the network, id maps, stored histories, feature
+tensors); the pieces without that state already live beside it (``config``, ``data``,
+``network``).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..base import Dataset, ItemFeatures, Recommender, top_k
+from ..base import Dataset, ItemFeatures, VectorRecommender, top_k
 from ..idmap import IdMap
 from .config import HybridConfig
 from .data import Batch, Interactions, make_batch, pad_histories
@@ -67,7 +72,7 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class HybridRecommender(Recommender):
+class HybridRecommender(VectorRecommender):
     """Hybrid two-tower recommender; see the module docstring for the design.
 
     ``HybridRecommender(dim=32, seed=1)`` overrides :class:`HybridConfig` fields;
@@ -103,6 +108,13 @@ class HybridRecommender(Recommender):
     def vector_dim(self) -> int:
         """Width of item and user vectors as stored/served: scoring part + history part."""
         return self.config.dim + self.config.input_dim
+
+    @property
+    def feature_dims(self) -> dict[str, int]:
+        return {
+            "text_dim": int(self._dims.get("text_dim") or 0),
+            "image_dim": int(self._dims.get("image_dim") or 0),
+        }
 
     def _device(self) -> torch.device:
         if self.config.device:

@@ -1,6 +1,6 @@
 """python manage.py load_sample [--products N] — fill the shop with products from the demo
-catalogue that ships with shop_recs, and create a shopper login. shop_recs mirrors each product
-as it is saved (its item source), so nothing else needs to run."""
+catalogue in this repository (demo/bundle), and create a shopper login. shop_recs mirrors each
+product as it is saved (its item source), so nothing else needs to run."""
 
 import csv
 from decimal import Decimal
@@ -11,10 +11,10 @@ from django.core.files import File
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-import shop_recs.catalog
 from shop.models import Category, Product
 
-BUNDLE = Path(shop_recs.catalog.__file__).resolve().parent / "demo" / "bundle"
+# examples/storefront/shop/management/commands/ -> the repository root
+BUNDLE = Path(__file__).resolve().parents[5] / "demo" / "bundle"
 
 
 class Command(BaseCommand):

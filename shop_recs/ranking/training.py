@@ -1,0 +1,229 @@
+"""Training: a new model version from the interactions and stored embeddings, evaluated on a
+held-out slice, saved as an artefact, and activated when it is not worse than the active one.
+
+The model lives in ``recsys`` (pure torch); this module runs it on the catalogue's data
+(``ranking.dataset``) and records the run on a :class:`ModelVersion`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from django.db import connection, transaction
+from django.utils import timezone
+
+from shop_recs.catalog import signals
+from shop_recs.catalog.models import Interaction, ModelVersion
+from shop_recs.conf import dotted_path, recs_settings
+from shop_recs.ranking.activation import model_activate
+from shop_recs.ranking.dataset import CatalogFeatures, TrainingError, training_dataset
+from shop_recs.ranking.registry import model_class, model_dir
+from shop_recs.recsys.base import Dataset
+from shop_recs.recsys.baselines import PopularityRecommender
+from shop_recs.recsys.evaluation import evaluate, holdout
+
+logger = logging.getLogger(__name__)
+
+
+def _counts(dataset: Dataset, catalog: CatalogFeatures) -> dict[str, int]:
+    return {
+        "users": len(np.unique(dataset.users)),
+        "items": dataset.n_items,
+        "items_with_events": len(np.unique(dataset.items)),
+        "items_with_image": int(catalog.features.image_mask.sum())
+        if catalog.features.image_mask is not None
+        else 0,
+        "positives": len(dataset),
+        "interactions": Interaction.objects.count(),
+    }
+
+
+def _evaluate(
+    model_cls: type, params: dict[str, Any], dataset: Dataset, progress: bool
+) -> tuple[Any, dict[str, Any]]:
+    """Fit on all but a held-out slice of the positives and score that slice (with popularity
+    on the same slice for reference)."""
+
+    train, split = holdout(
+        dataset, int(recs_settings.TRAIN_SEED), float(recs_settings.TRAIN_EVAL_FRACTION)
+    )
+    if recs_settings.TRAIN_REFIT_ALL and _supports(model_cls, params, "refit"):
+        # the final fit on everything reuses this run's epoch choice: no second refit here
+        params = {**params, "refit": False}
+    model = model_cls(**params).fit(train, progress=progress)
+    if not len(split.test_users):
+        return model, {}
+    metrics: dict[str, Any] = evaluate(model, split, ks=(10, 20))
+    popular = evaluate(PopularityRecommender().fit(train), split, ks=(10, 20))
+    metrics["popularity"] = {k: popular[k] for k in ("recall@10", "ndcg@10", "recall@20")}
+    return model, metrics
+
+
+def training_request(*, force: bool = False, note: str = "") -> None:
+    """Ask for a training run in the background (workers subscribe), after commit."""
+
+    transaction.on_commit(
+        lambda: signals.training_requested.send(sender=ModelVersion, force=force, note=note)
+    )
+
+
+class _TrainingLock:
+    """One training at a time across processes: a PostgreSQL advisory lock (session level)."""
+
+    KEY = 0x5EC5_7A11
+
+    def __enter__(self) -> _TrainingLock:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [self.KEY])
+            if not cursor.fetchone()[0]:
+                raise TrainingError("Another training run is in progress; wait for it to finish.")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [self.KEY])
+
+
+def model_train(
+    *,
+    force: bool = False,
+    params: dict[str, Any] | None = None,
+    progress: bool = False,
+    note: str = "",
+    activate: bool = True,
+    on_progress: Callable[[float, str], Any] | None = None,
+) -> ModelVersion:
+    """Train a new model version from the interactions and stored embeddings, evaluate it on a
+    held-out slice, save its artefact, and activate it when it is not worse than the active
+    version (``ACTIVATION_METRIC`` within ``ACTIVATION_TOLERANCE``) or when ``force``.
+
+    The version row exists from the start (status ``training``), so the admin sees the run;
+    a failure is recorded on it (status ``failed`` + error) and re-raised. ``on_progress``
+    (share done 0..1, what runs now) hears of each stage (background jobs show it).
+    """
+    with _TrainingLock():
+        return _model_train(
+            force=force,
+            params=params,
+            progress=progress,
+            note=note,
+            activate=activate,
+            on_progress=on_progress or (lambda share, message: None),
+        )
+
+
+def _model_train(
+    *,
+    force: bool,
+    params: dict[str, Any] | None,
+    progress: bool,
+    note: str,
+    activate: bool,
+    on_progress: Callable[[float, str], Any],
+) -> ModelVersion:
+    params = {**dict(recs_settings.MODEL_PARAMS), **(params or {})}
+    params.setdefault("seed", int(recs_settings.TRAIN_SEED))
+    version = ModelVersion.objects.create(
+        kind=dotted_path(model_class()), params=params, note=note[:500]
+    )
+    started = time.perf_counter()
+    try:
+        on_progress(0.02, f"model {version.pk}: reading interactions and item vectors")
+        dataset, catalog = training_dataset()
+        minimum = int(recs_settings.TRAIN_MIN_INTERACTIONS)
+        if len(dataset) < minimum:
+            raise TrainingError(
+                f"Only {len(dataset)} positive events on encoded items; at least {minimum} are "
+                "needed to train. Record more events (POST /api/v1/events/) or import a bundle."
+            )
+        model_cls = model_class()
+        on_progress(0.1, f"model {version.pk}: training and evaluating on a held-out slice")
+        model, metrics = _evaluate(model_cls, params, dataset, progress)
+        # the evaluation run's epochs carry the validation metrics (the admin charts them)
+        history = _history_of(model, "evaluation")
+        if recs_settings.TRAIN_REFIT_ALL:
+            on_progress(0.55, f"model {version.pk}: training on all events")
+            model = model_cls(**_refit_params(model, params)).fit(dataset, progress=progress)
+            history += _history_of(model, "final")
+        on_progress(0.9, f"model {version.pk}: saving")
+        path = model_dir() / str(version.pk)
+        if path.exists():
+            shutil.rmtree(path)
+        model.save(path)
+        version.status = ModelVersion.Status.READY
+        version.metrics = metrics
+        version.history = history
+        version.data_counts = _counts(dataset, catalog)
+        version.artefact = str(path)
+        version.model_version = str(getattr(model, "version", "") or "")
+        version.dim = int(model.all_item_vectors().shape[1])
+        version.params = {**params, **_config_of(model)}
+    except Exception as exc:
+        version.status = ModelVersion.Status.FAILED
+        version.error = f"{type(exc).__name__}: {exc}"[:5000]
+        version.duration_seconds = time.perf_counter() - started
+        version.finished_at = timezone.now()
+        version.save()
+        raise
+    version.duration_seconds = time.perf_counter() - started
+    version.finished_at = timezone.now()
+    version.save()
+    if activate:
+        ok, reason = activation_check(version)
+        if ok or force:
+            on_progress(0.95, f"model {version.pk}: activating")
+            model_activate(version=version, model=model)
+        else:
+            version.note = (version.note + " " if version.note else "") + reason
+            version.save(update_fields=["note"])
+    return version
+
+
+def _history_of(model: Any, run: str) -> list[dict[str, Any]]:
+    return [{**h, "run": run} for h in getattr(model, "training_history_", []) or []]
+
+
+def _supports(model_cls: type, params: dict[str, Any], name: str) -> bool:
+    return hasattr(getattr(model_cls(**params), "config", None), name)
+
+
+def _refit_params(evaluated: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters for the final fit on all positives: the number of epochs the evaluation
+    run's early stopping chose, no validation slice (the hybrid model's own ``refit`` would
+    otherwise select epochs a second time)."""
+    scored = [h for h in getattr(evaluated, "training_history_", []) or [] if "recall@10" in h]
+    if not scored or not _supports(type(evaluated), params, "validation_fraction"):
+        return params
+    best = max(scored, key=lambda h: (h["recall@10"], -h["epoch"]))
+    return {**params, "validation_fraction": 0.0, "refit": False, "max_epochs": best["epoch"]}
+
+
+def _config_of(model: Any) -> dict[str, Any]:
+    config = getattr(model, "config", None)
+    to_dict = getattr(config, "to_dict", None)
+    return dict(to_dict()) if callable(to_dict) else {}
+
+
+def activation_check(version: ModelVersion) -> tuple[bool, str]:
+    """Whether ``version`` may replace the active one: not worse on the activation metric."""
+    active = ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).first()
+    if active is None:
+        return True, "no active model"
+    metric = str(recs_settings.ACTIVATION_METRIC)
+    new, old = version.metrics.get(metric), active.metrics.get(metric)
+    if old is None:
+        return True, f"the active model {active.pk} has no {metric}"
+    if new is None:
+        return False, f"not activated: no {metric} to compare with model {active.pk}"
+    floor = float(old) * (1 - float(recs_settings.ACTIVATION_TOLERANCE))
+    if float(new) >= floor:
+        return True, f"{metric} {new:.4f} >= {floor:.4f}"
+    return False, (
+        f"not activated: {metric} {new:.4f} is worse than the active model {active.pk}'s "
+        f"{old:.4f} (use --force / the activate action to override)"
+    )

@@ -1,0 +1,274 @@
+"""Mirroring one product: its item (and images) created or updated through the catalog
+services, deactivated when the product is gone; and the model signals that do it after each
+commit of the shop.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.files.storage import default_storage
+from django.core.signals import setting_changed
+from django.db import models, transaction
+from django.db.models.signals import post_delete, post_save
+
+from shop_recs.catalog import services
+from shop_recs.catalog.models import Item
+from shop_recs.encoding.images import item_image_add_url
+from shop_recs.storefront.source.checks import _require_source, item_source
+from shop_recs.storefront.source.values import ImageRef, ItemSource
+
+logger = logging.getLogger(__name__)
+
+SAVE_UID = "shop_recs.item_source.saved"
+
+
+DELETE_UID = "shop_recs.item_source.deleted"
+
+
+@dataclass
+class _Plan:
+    fields: dict[str, Any]
+    attributes: dict[str, Any]
+    changes: dict[str, Any]
+    marker: dict[str, Any]
+    marker_changed: bool
+    images_changed: bool
+
+
+def _plan(source: ItemSource, data: dict[str, Any], item: Item | None) -> _Plan:
+    fields = {n: data[n] for n in Item.DATA_FIELDS if n in data and n != "attributes"}
+    old_attributes = item.attributes if item is not None else {}
+    old_marker = item.source if item is not None else None
+    marker: dict[str, Any] = {"model": source.label}
+    images_changed = False
+    if source.maps_images:
+        marker["images"] = [ref.key for ref in data["images"]]
+        images_changed = (
+            item is None
+            or not isinstance(old_marker, dict)
+            or old_marker.get("images") != marker["images"]
+        )
+    # not mapped: keep what the API or an import stored
+    attributes = data["attributes"] if "attributes" in data else dict(old_attributes)
+    wanted = {**fields, "attributes": attributes}
+    changes = wanted if item is None else {n: v for n, v in wanted.items() if getattr(item, n) != v}
+    return _Plan(fields, attributes, changes, marker, old_marker != marker, images_changed)
+
+
+def _sync_images(item: Item, refs: Sequence[ImageRef], *, announce: bool) -> None:
+    """Make the item's images those of the product: add the new ones (files are copied into
+    the plugin's storage, deduplicated by checksum; URLs are fetched by a worker), delete the
+    others. An image that cannot be read or is invalid is skipped with a warning."""
+    keep: set[int] = set()
+    for position, ref in enumerate(refs):
+        try:
+            if ref.url:
+                image = item_image_add_url(item=item, url=ref.url, position=position)
+            else:
+                with default_storage.open(ref.name, "rb") as fh:
+                    image = services.item_image_add_file(
+                        item=item,
+                        upload=fh,
+                        filename=posixpath.basename(ref.name),
+                        position=position,
+                        announce=announce,
+                    )
+        except (ValidationError, OSError) as exc:
+            reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            logger.warning(
+                "image %s of item %s skipped: %s", ref.url or ref.name, item.external_id, reason
+            )
+            continue
+        keep.add(image.pk)
+    for image in item.images.exclude(pk__in=keep):
+        services.item_image_delete(image=image)
+
+
+def _sync_data(
+    source: ItemSource, data: dict[str, Any], *, dry_run: bool = False, announce: bool = True
+) -> tuple[Item | None, str]:
+    external_id = data["external_id"]
+    if dry_run:
+        item = Item.objects.filter(external_id=external_id).first()
+        plan = _plan(source, data, item)
+        if item is None:
+            return None, "created"
+        changed = plan.changes or plan.marker_changed or plan.images_changed
+        return item, "updated" if changed else "unchanged"
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                item = Item.objects.select_for_update().filter(external_id=external_id).first()
+                plan = _plan(source, data, item)
+                if item is None:
+                    item = services.item_create(
+                        external_id=external_id,
+                        **plan.fields,
+                        attributes=plan.attributes,
+                        announce=announce,
+                    )
+                    outcome = "created"
+                elif plan.changes:
+                    services.item_update(item=item, data=plan.changes, announce=announce)
+                    outcome = "updated"
+                else:
+                    outcome = "unchanged"
+                if plan.marker_changed:
+                    Item.objects.filter(pk=item.pk).update(source=plan.marker)
+                    item.source = plan.marker
+                    if outcome == "unchanged":
+                        outcome = "updated"
+                if plan.images_changed:
+                    _sync_images(item, data["images"], announce=announce)
+                    outcome = "created" if outcome == "created" else "updated"
+            return item, outcome
+        except services.AlreadyExists:
+            if attempt:  # created concurrently: the second try updates it
+                raise
+    raise AssertionError("unreachable")
+
+
+def product_sync(*, product: models.Model) -> Item:
+    """Create or update the plugin item (and its images) of a shop product.
+
+    Goes through the catalog services: the same validation as the REST API, the item is
+    marked pending and encoded after commit when its content changed; an unchanged product
+    changes nothing (and is not re-encoded). Raises ValidationError naming the product's
+    fields that cannot be mirrored.
+    """
+    source = _require_source()
+    try:
+        data = source.read(product)
+    except ValidationError as exc:
+        raise _with_product(exc, source, product) from None
+    item, _ = _sync_data(source, data)
+    assert item is not None
+    return item
+
+
+def _with_product(exc: ValidationError, source: ItemSource, product: Any) -> ValidationError:
+    return ValidationError(
+        {
+            name: [f"{source.label} {product.pk}: {message}" for message in messages]
+            for name, messages in exc.message_dict.items()
+        }
+    )
+
+
+def product_removed(*, external_id: str) -> None:
+    """The product is gone: deactivate its item, so it leaves every recommendation.
+
+    Deactivated, not deleted: deleting an item deletes its interactions (the shoppers' history
+    that trains the model and explains their recommendations), the merchandising rules that
+    name it and its vectors, and a product restored or re-created with the same id would start
+    from nothing. An inactive item is kept for that history and never served.
+    """
+    item = Item.objects.filter(external_id=external_id).first()
+    if item is not None and item.is_active:
+        services.item_update(item=item, data={"is_active": False})
+
+
+_connected: type[models.Model] | None = None
+
+
+def _on_product_saved(
+    sender: Any, instance: Any, raw: bool = False, using: str | None = None, **kwargs: Any
+) -> None:
+    if raw:  # loading fixtures: recs_sync mirrors them
+        return
+    try:
+        source = item_source()
+        if source is None or not isinstance(instance, source.model):
+            return
+        transaction.on_commit(partial(_mirror_saved, instance), using=using)
+    except Exception:  # the shop's save must never fail because of the plugin
+        logger.exception("shop_recs: could not queue the mirroring of %r", instance)
+
+
+def _mirror_saved(instance: Any) -> None:
+    try:
+        source = item_source()
+        if source is None:
+            return
+        # Read again after commit: the committed state, with the QUERYSET's filters and
+        # prefetches (a product outside it, e.g. unpublished, is not offered).
+        product = source.queryset().filter(pk=instance.pk).first()
+        if product is None:
+            product_removed(external_id=source.external_id_of(instance))
+        else:
+            product_sync(product=product)
+    except Exception:
+        logger.exception(
+            "shop_recs: %s %s could not be mirrored into the recommendations catalog; "
+            "fix the cause, then run `python manage.py recs_sync`",
+            instance._meta.label,
+            instance.pk,
+        )
+
+
+def _on_product_deleted(
+    sender: Any, instance: Any, using: str | None = None, **kwargs: Any
+) -> None:
+    try:
+        source = item_source()
+        if source is None or not isinstance(instance, source.model):
+            return
+        # read now: after the delete the product's relations may be gone
+        external_id = source.external_id_of(instance)
+        transaction.on_commit(partial(_mirror_deleted, instance, external_id), using=using)
+    except Exception:
+        logger.exception(
+            "shop_recs: the deletion of %s %s could not be mirrored; run "
+            "`python manage.py recs_sync`",
+            instance._meta.label,
+            instance.pk,
+        )
+
+
+def _mirror_deleted(instance: Any, external_id: str) -> None:
+    try:
+        product_removed(external_id=external_id)
+    except Exception:
+        logger.exception(
+            "shop_recs: the deletion of %s %s (item %s) could not be mirrored; run "
+            "`python manage.py recs_sync`",
+            instance._meta.label,
+            instance.pk,
+            external_id,
+        )
+
+
+def connect_signals() -> None:
+    """Connect post_save/post_delete of the configured product model (and disconnect those of
+    a previous configuration); called from the catalog's ready() and when settings change."""
+    global _connected
+    if _connected is not None:
+        post_save.disconnect(sender=_connected, dispatch_uid=SAVE_UID)
+        post_delete.disconnect(sender=_connected, dispatch_uid=DELETE_UID)
+        _connected = None
+    try:
+        source = item_source()
+    except ImproperlyConfigured:
+        logger.exception("shop_recs: ITEM_SOURCE is invalid; products are not mirrored")
+        return  # the system check reports it too
+    if source is None:
+        return
+    post_save.connect(_on_product_saved, sender=source.model, dispatch_uid=SAVE_UID)
+    post_delete.connect(_on_product_deleted, sender=source.model, dispatch_uid=DELETE_UID)
+    _connected = source.model
+
+
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "SHOP_RECS":
+        item_source.cache_clear()
+        connect_signals()
+
+
+setting_changed.connect(_settings_changed, dispatch_uid="shop_recs.item_source.reload")

@@ -1,0 +1,283 @@
+"""Reading a product: dotted paths through its relations, and each plugin field's value
+checked and converted (text limits, prices, yes/no words, image references).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import partial
+from typing import Any
+
+from django.core.exceptions import (
+    FieldError,
+    ImproperlyConfigured,
+    ObjectDoesNotExist,
+    ValidationError,
+)
+from django.core.files.storage import default_storage, storages
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models.fields.files import FieldFile
+from django.db.models.manager import BaseManager
+
+from shop_recs.catalog.models import Item
+from shop_recs.catalog.validation import check_external_id, check_json_value
+from shop_recs.conf import CALLABLE_PREFIX
+
+REQUIRED_FIELDS = ("external_id", "title")
+
+
+PLUGIN_FIELDS = ("external_id", *Item.DATA_FIELDS, "images")
+
+
+TEXT_LIMITS = {"title": 500, "description": 20000, "category": 200, "brand": 200}
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image of a product: a file in Django's ``default_storage`` (``name``) or an
+    absolute http(s) URL (``url``) that a worker downloads."""
+
+    name: str = ""
+    url: str = ""
+
+    @property
+    def key(self) -> str:
+        """How the reference is remembered in the item's source marker."""
+        return self.url or f"storage:{self.name}"
+
+
+def _is_manager(value: Any) -> bool:
+    return isinstance(value, BaseManager)
+
+
+def resolve_path(obj: Any, path: Sequence[str]) -> Any:
+    """Follow a dotted path: ``getattr`` step by step; a None on the way gives None; a bound
+    method without arguments is called; a related manager is iterated and the rest of the path
+    applied to each element (a list)."""
+    value = obj
+    for index, name in enumerate(path):
+        if value is None:
+            return None
+        if _is_manager(value):
+            return [resolve_path(element, path[index:]) for element in value.all()]
+        try:
+            value = getattr(value, name)
+        except ObjectDoesNotExist:  # a missing one-to-one (reverse) relation
+            return None
+        if inspect.ismethod(value) or inspect.isbuiltin(value):
+            value = value()
+    if _is_manager(value):
+        return list(value.all())
+    return value
+
+
+def _text(value: Any, *, name: str, required: bool = False) -> str:
+    text = "" if value is None else str(value).strip()
+    if required and not text:
+        raise ValueError("is empty")
+    if "\x00" in text:
+        raise ValueError("contains a NUL character")
+    limit = TEXT_LIMITS[name]
+    if len(text) > limit:
+        raise ValueError(f"is longer than {limit} characters ({len(text)})")
+    return text
+
+
+def _external_id(value: Any) -> str:
+    return check_external_id(value)
+
+
+def _price(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a price")
+    try:
+        price = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not price.is_finite() or price < 0 or price >= Decimal("1e10"):
+        raise ValueError(f"{value!r} is out of range (0 to 9999999999.99)")
+    return price.quantize(Decimal("0.01"))
+
+
+TRUE_WORDS = {"1", "true", "yes", "y", "on"}
+
+
+FALSE_WORDS = {"0", "false", "no", "n", "off", ""}
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS | FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise ValueError(f"{value!r} is not a yes/no value")
+    return bool(value)  # None (a None on the way) counts as no
+
+
+def _attributes(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a dict, not {type(value).__name__}")
+    # Decimals, dates, UUIDs become JSON the way the database stores them, so comparing with
+    # the stored attributes recognises an unchanged product.
+    data = json.loads(json.dumps(dict(value), cls=DjangoJSONEncoder))
+    try:
+        check_json_value(data, field="attributes")
+    except ValidationError as exc:
+        raise ValueError("; ".join(exc.messages)) from None
+    return data
+
+
+def _is_default_storage(storage: Any) -> bool:
+    return storage is default_storage or storage is storages["default"]
+
+
+def _flatten(value: Any) -> Iterable[Any]:
+    if isinstance(value, list | tuple | set | frozenset):
+        for element in value:
+            yield from _flatten(element)
+    elif _is_manager(value):
+        yield from value.all()
+    else:
+        yield value
+
+
+def _images(value: Any) -> list[ImageRef]:
+    refs: dict[str, ImageRef] = {}
+    for element in _flatten(value):
+        if element is None or element == "":
+            continue
+        if isinstance(element, FieldFile):
+            if not element:  # an empty file field
+                continue
+            if _is_default_storage(element.storage):
+                ref = ImageRef(name=element.name)
+            else:
+                url = element.url
+                if not url.lower().startswith(("http://", "https://")):
+                    raise ValueError(
+                        f"{element.name!r} is in a storage other than default_storage and its "
+                        f"URL {url!r} is not absolute: give its storage absolute URLs"
+                    )
+                ref = ImageRef(url=url)
+        elif isinstance(element, str):
+            if not element.strip().lower().startswith(("http://", "https://")):
+                raise ValueError(
+                    f"{element!r} is neither an image file nor an absolute http(s) URL"
+                )
+            ref = ImageRef(url=element.strip())
+        else:
+            raise ValueError(
+                f"got a {type(element).__name__}, not an image file or URL (for a related "
+                "model, name its file field: e.g. 'images.file')"
+            )
+        refs.setdefault(ref.key, ref)
+    return list(refs.values())
+
+
+COERCE: dict[str, Callable[[Any], Any]] = {
+    "external_id": _external_id,
+    "title": partial(_text, name="title", required=True),
+    "description": partial(_text, name="description"),
+    "category": partial(_text, name="category"),
+    "brand": partial(_text, name="brand"),
+    "price": _price,
+    "in_stock": _flag,
+    "is_active": _flag,
+    "images": _images,
+    "attributes": _attributes,
+}
+
+
+class ItemSource:
+    """The configured product model and how to read plugin item fields from a product."""
+
+    def __init__(
+        self,
+        *,
+        model: type[models.Model],
+        getters: dict[str, Callable[[Any], Any]],
+        specs: dict[str, Any],
+        queryset: Callable[[], models.QuerySet] | None = None,
+    ) -> None:
+        self.model = model
+        self.label = model._meta.label
+        self.getters = getters
+        self.specs = specs
+        self._queryset = queryset
+
+    def __repr__(self) -> str:
+        return f"<ItemSource {self.label} ({', '.join(self.getters)})>"
+
+    @property
+    def maps_images(self) -> bool:
+        return "images" in self.getters
+
+    def queryset(self) -> models.QuerySet:
+        """The products to mirror (QUERYSET, else all of the model's default manager)."""
+        if self._queryset is None:
+            qs = self.model._default_manager.all()
+        else:
+            qs = self._queryset()
+            if not isinstance(qs, models.QuerySet) or not issubclass(qs.model, self.model):
+                raise ImproperlyConfigured(
+                    f"SHOP_RECS['ITEM_SOURCE']['QUERYSET'] returned {qs!r}: it must return a "
+                    f"queryset of {self.label}."
+                )
+        return qs if qs.ordered else qs.order_by("pk")
+
+    def _get(self, name: str, product: Any) -> Any:
+        try:
+            raw = self.getters[name](product)
+        except ObjectDoesNotExist:
+            raw = None
+        except Exception as exc:
+            raise ValueError(
+                f"reading it with {self.specs[name]!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        return COERCE[name](raw)
+
+    def external_id_of(self, product: Any) -> str:
+        try:
+            return self._get("external_id", product)
+        except ValueError as exc:
+            raise ValidationError({"external_id": [str(exc)]}) from None
+
+    def read(self, product: Any) -> dict[str, Any]:
+        """The plugin item fields of a product: the mapped ones, ``is_active`` (True when not
+        mapped: a product that exists is offered) and ``images`` (a list of ImageRef; empty
+        when not mapped, and then ``product_sync`` leaves the item's images alone).
+
+        Raises ValidationError naming every field that could not be read or is invalid.
+        """
+        data: dict[str, Any] = {}
+        errors: dict[str, list[str]] = {}
+        for name in self.getters:
+            try:
+                data[name] = self._get(name, product)
+            except ValueError as exc:
+                errors[name] = [str(exc)]
+        if errors:
+            raise ValidationError(errors)
+        data.setdefault("is_active", True)
+        data.setdefault("images", [])
+        return data
+
+    def product_for(self, external_id: str) -> models.Model | None:
+        """The product with this external id, when the external id is mapped to a plain field
+        path (e.g. "sku" or "meta.sku"); None otherwise or when there is none."""
+        spec = self.specs["external_id"]
+        if not isinstance(spec, str) or spec.startswith(CALLABLE_PREFIX):
+            return None
+        try:
+            return self.queryset().filter(**{spec.replace(".", "__"): external_id}).first()
+        except (FieldError, ValueError, TypeError):
+            return None
