@@ -116,6 +116,11 @@ DEFAULTS: dict[str, Any] = {
     # "FIELDS": {plugin field: dotted path | callable | "callable:dotted.path"}, "QUERYSET":
     # None or the dotted path of a callable returning the products to mirror}. None: no adapter.
     "ITEM_SOURCE": None,
+    # Product changes (saves of products and of the rows their fields are read through) are
+    # mirrored once none has come for this many seconds (at the latest after ten times that),
+    # outside the shop's request: by a worker with a broker, else by a background thread of the
+    # process. 0 mirrors right after each commit, in the saving thread (scripts, tests).
+    "MIRROR_DELAY_SECONDS": 2.0,
     # External id of the Customer linked to a shop user: a format string over the user's
     # attributes ("user-{pk}", "{username}"), or a callable / "callable:dotted.path" taking
     # the user.

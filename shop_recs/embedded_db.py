@@ -7,10 +7,16 @@ management command that start together end up on one server per data directory.
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+#: The pgdata directories this process started or attached to (``manage.py recs_db``).
+STARTED: list[Path] = []
 
 
 def embedded_database(data_dir: Path, *, cleanup: str | None = None) -> dict[str, Any]:
@@ -35,6 +41,8 @@ def embedded_database(data_dir: Path, *, cleanup: str | None = None) -> dict[str
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir / "pgdata", cleanup_mode=cleanup)
     info = server.get_postmaster_info()
+    if server.pgdata not in STARTED:
+        STARTED.append(server.pgdata)
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": "postgres",
@@ -56,3 +64,30 @@ def database_url(cfg: dict[str, Any]) -> str:
     password = f":{quote(str(cfg['PASSWORD']), safe='')}" if cfg.get("PASSWORD") else ""
     port = f":{cfg['PORT']}" if cfg.get("PORT") else ""
     return f"postgresql://{user}{password}@{host}{port}/{cfg['NAME']}"
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The running postmaster's process id from ``postmaster.pid``, or None."""
+    try:
+        first = (Path(pgdata) / "postmaster.pid").read_text().splitlines()[0]
+        pid = int(first.strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
+
+
+def stop(pgdata: Path, *, timeout: float = 30.0) -> bool:
+    """Stop the embedded server of ``pgdata`` (a fast shutdown: SIGINT to the postmaster, which
+    as root is also how ``pg_ctl``, which refuses root, would be bypassed). True when it is no
+    longer running."""
+    pid = postmaster_pid(pgdata)
+    if pid is None:
+        return True
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if postmaster_pid(pgdata) is None:
+            return True
+        time.sleep(0.1)
+    return False

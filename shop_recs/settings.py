@@ -17,6 +17,7 @@ from pathlib import Path
 import dj_database_url
 
 from shop_recs.embedded_db import embedded_database
+from shop_recs.workers.schedule import beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -194,18 +195,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE = {
-    "refresh-all-item-stats": {
-        "task": "shop_recs.workers.tasks.refresh_all_item_stats",
-        "schedule": float(os.environ.get("SHOP_RECS_STATS_REFRESH_SECONDS", 3600)),
-    },
-}
-# Periodic retraining (off unless set): train, evaluate, activate when not worse.
-if float(os.environ.get("SHOP_RECS_RETRAIN_SECONDS") or 0) > 0:
-    CELERY_BEAT_SCHEDULE["train-model"] = {
-        "task": "shop_recs.workers.tasks.train_model",
-        "schedule": float(os.environ["SHOP_RECS_RETRAIN_SECONDS"]),
-    }
+# The plugin's periodic jobs (shop_recs.workers.schedule; a shop adds the same to its own app):
+# item statistics hourly; retraining and the product sync off unless set.
+CELERY_BEAT_SCHEDULE = beat_schedule(
+    stats_seconds=float(os.environ.get("SHOP_RECS_STATS_REFRESH_SECONDS", 3600)),
+    retrain_seconds=float(os.environ.get("SHOP_RECS_RETRAIN_SECONDS") or 0),
+    sync_seconds=float(os.environ.get("SHOP_RECS_SYNC_SECONDS") or 0),
+)
 
 SHOP_RECS = {
     "CELERY_APP": "shop_recs.celery.app",

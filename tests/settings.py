@@ -24,6 +24,9 @@ SHOP_RECS = {
     "CELERY_APP": "shop_recs.celery.app",
     "THROTTLE_RATES": {"anon": None, "user": None},
     "RULES_CACHE_SECONDS": 0,
+    # product changes mirrored right after each commit, so a test sees them at once (the
+    # multi-table shop tests run the default queue: tests/test_source_tables.py)
+    "MIRROR_DELAY_SECONDS": 0,
 }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -31,4 +34,5 @@ STORAGES = {
 }
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.shopapp"]  # noqa: F405  (a shop product model: test_source)
+# shop product models: a one-table shop (test_source) and a multi-table one (test_source_tables)
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.shopapp", "tests.tableshop"]  # noqa: F405

@@ -125,7 +125,15 @@ for n, (name, cat) in enumerate([
 ]):
     with transaction.atomic():
         Product.objects.create(sku=f"p{n}", name=name, category=cat, price="10.00")
+# the plugin mirrors and encodes outside the shop's request, a moment after the saves
+import time
+
+deadline = time.monotonic() + 180
 items = Item.objects.order_by("external_id")
+while time.monotonic() < deadline and not (
+    items.count() == 6 and {i.encoding.status for i in items} == {"done"}
+):
+    time.sleep(0.5)
 print("items", items.count(), sorted({i.encoding.status for i in items}))
 page = Client(HTTP_HOST="localhost").get("/products/p0/")  # startproject: DEBUG hosts
 html = page.content.decode()

@@ -13,8 +13,10 @@ class CatalogConfig(AppConfig):
         from django.core import checks
         from django.db.backends.signals import connection_created
 
-        from shop_recs.catalog.checks import check_plugin_apps
+        from shop_recs.catalog.checks import check_database, check_pgvector, check_plugin_apps
         from shop_recs.catalog.vectors import set_session_ef_search
 
         connection_created.connect(set_session_ef_search, dispatch_uid="shop_recs.ef_search")
         checks.register(check_plugin_apps)
+        checks.register(check_database)
+        checks.register(check_pgvector, checks.Tags.database)

@@ -1,4 +1,5 @@
-"""System checks of the plugin's installation (``manage.py check``)."""
+"""System checks of the plugin's installation (``manage.py check``): the plugin's apps, and a
+PostgreSQL database with pgvector (before ``migrate`` creates anything)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from django.apps import apps
 from django.core import checks
+from django.db import DatabaseError, connections
 
 #: The plugin's apps and what a shop misses without each (the catalog itself is installed
 #: when this runs).
@@ -28,3 +30,64 @@ def check_plugin_apps(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
         for name, what in PLUGIN_APPS.items()
         if name not in installed
     ]
+
+
+DATABASE_HINT = (
+    "Use PostgreSQL with the pgvector extension: set DATABASES['default'] from a DSN "
+    "(e.g. dj_database_url.parse('postgresql://…')), or for a trial the embedded server: "
+    "DATABASES = {'default': shop_recs.embedded_db.embedded_database(BASE_DIR / '.data')}."
+)
+
+
+def check_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The default database must be PostgreSQL: the plugin's tables hold pgvector columns and
+    indexes (checked before ``migrate`` creates anything)."""
+    vendor = connections["default"].vendor
+    if vendor == "postgresql":
+        return []
+    return [
+        checks.Error(
+            f"The default database is {vendor}, but shop_recs needs PostgreSQL with pgvector "
+            "(its migrations create vector columns and HNSW indexes).",
+            hint=DATABASE_HINT,
+            id="shop_recs.E020",
+        )
+    ]
+
+
+def check_pgvector(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """With database checks (``migrate``, ``check --database default``): the pgvector extension
+    is installed or can be created on the default database."""
+    if not databases or "default" not in databases:
+        return []
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        return []  # check_database says so
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT installed_version IS NOT NULL, "
+                "has_database_privilege(current_database(), 'CREATE') "
+                "FROM pg_available_extensions WHERE name = 'vector'"
+            )
+            row = cursor.fetchone()
+    except DatabaseError as exc:
+        return [
+            checks.Warning(
+                f"Could not look for the pgvector extension: {exc}".strip(),
+                hint="Check the database connection settings.",
+                id="shop_recs.W020",
+            )
+        ]
+    if row is None:
+        return [
+            checks.Error(
+                "The PostgreSQL server of the default database has no pgvector extension.",
+                hint="Install pgvector on the server (https://github.com/pgvector/pgvector), or "
+                + DATABASE_HINT,
+                id="shop_recs.E021",
+            )
+        ]
+    return []

@@ -126,8 +126,9 @@ def remember_recent(request: Any, external_id: str) -> None:
 
 def external_id_of(product: Any) -> str | None:
     """The plugin's item id of a product: a plugin Item, an external id itself, or a shop
-    product read through the item source (``SHOP_RECS["ITEM_SOURCE"]``). None when unknown.
-    Raises ImproperlyConfigured when ITEM_SOURCE is invalid."""
+    product read through the item source (``SHOP_RECS["ITEM_SOURCE"]``); a variant's is its
+    parent's (``PARENT``), so views and purchases of a variant count for the parent's item.
+    None when unknown. Raises ImproperlyConfigured when ITEM_SOURCE is invalid."""
     if product is None:
         return None
     if isinstance(product, str):
@@ -140,11 +141,8 @@ def external_id_of(product: Any) -> str | None:
     if adapter is None or not isinstance(product, adapter.model):
         return None
     try:
-        if hasattr(adapter, "external_id_of"):
-            value = adapter.external_id_of(product)
-        else:
-            value = adapter.read(product).get("external_id")
-    except ValidationError as exc:
+        value = adapter.external_id_of(adapter.item_product(product))
+    except (ValidationError, ValueError) as exc:
         logger.debug("shop_recs: product %r has no valid external id: %s", product, exc)
         return None
     return str(value) if value not in (None, "") else None

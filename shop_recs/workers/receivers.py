@@ -21,6 +21,7 @@ from shop_recs.conf import recs_settings
 from shop_recs.encoding.encoders import warm_up
 from shop_recs.ranking.activation import hybrid_vectors_refresh
 from shop_recs.recsys.encoders import set_torch_threads
+from shop_recs.storefront.signals import mirror_requested
 from shop_recs.workers import tasks
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,20 @@ def on_items_encoded(sender: Any, *, item_ids: list[int], **kwargs: Any) -> None
     # in the encoding process itself, right after the batch: the active model's item tower
     # gives the items hybrid vectors at once (no retraining, no extra task)
     hybrid_vectors_refresh(item_ids=list(item_ids))
+
+
+@receiver(mirror_requested, dispatch_uid="shop_recs.mirror_products")
+def on_mirror_requested(
+    sender: Any, *, pks: list[Any], removed: list[str], **kwargs: Any
+) -> str | None:
+    """With a broker, a worker mirrors the batch; without one (eager), the web process's own
+    mirroring thread keeps it (returning None), so it never runs in the request."""
+    task = tasks.mirror_products
+    if task.app.conf.task_always_eager:
+        return None
+    keys = [p if isinstance(p, int | str) else str(p) for p in pks]  # UUIDs travel as text
+    task.delay(keys, list(removed))
+    return "queued"
 
 
 JOB_TASKS = {

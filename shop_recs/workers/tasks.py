@@ -23,6 +23,7 @@ from shop_recs.encoding.images import item_image_fetch
 from shop_recs.encoding.service import items_encode
 from shop_recs.ranking.dataset import TrainingError
 from shop_recs.ranking.training import model_train
+from shop_recs.storefront import source
 from shop_recs.workers import jobs
 
 logger = logging.getLogger(__name__)
@@ -105,3 +106,21 @@ def train_model(
         version.is_active,
     )
     return {"version": version.pk, "active": version.is_active, "metrics": version.metrics}
+
+
+@shared_task(**RETRY)
+def mirror_products(pks: list[Any], removed: list[str] | None = None) -> int:
+    """Mirror the shop's changed products (ITEM_SOURCE) into items; see
+    :mod:`shop_recs.storefront.source.queue`."""
+    return source.mirror_products(pks=list(pks), removed=list(removed or []))
+
+
+@shared_task(**RETRY)
+def sync_products() -> str:
+    """Periodic reconciliation of the items with the shop's products (``recs_sync``): catches
+    up on changes a process noted but could not hand out (it was killed)."""
+    if source.item_source() is None:
+        return "no item source"
+    report = source.sync_all(progress=False)
+    logger.info("sync_products: %s", report.summary())
+    return report.summary()

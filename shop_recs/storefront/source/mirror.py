@@ -1,6 +1,6 @@
-"""Mirroring one product: its item (and images) created or updated through the catalog
-services, deactivated when the product is gone; and the model signals that do it after each
-commit of the shop.
+"""Mirroring a product: its item (and images) created or updated through the catalog services,
+deactivated when the product is gone. The model signals that ask for it are :mod:`.watch`; the
+queue that runs it outside the shop's request is :mod:`.queue`.
 """
 
 from __future__ import annotations
@@ -9,27 +9,19 @@ import logging
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.core.signals import setting_changed
 from django.db import models, transaction
-from django.db.models.signals import post_delete, post_save
 
 from shop_recs.catalog import services
-from shop_recs.catalog.models import Item
+from shop_recs.catalog.models import Item, ItemEncoding
 from shop_recs.encoding.images import item_image_add_url
 from shop_recs.storefront.source.checks import _require_source, item_source
 from shop_recs.storefront.source.values import ImageRef, ItemSource
 
 logger = logging.getLogger(__name__)
-
-SAVE_UID = "shop_recs.item_source.saved"
-
-
-DELETE_UID = "shop_recs.item_source.deleted"
 
 
 @dataclass
@@ -107,16 +99,17 @@ def _sync_data(
             with transaction.atomic():
                 item = Item.objects.select_for_update().filter(external_id=external_id).first()
                 plan = _plan(source, data, item)
+                # the item's row, then its images: announced for encoding once, at the end
                 if item is None:
                     item = services.item_create(
                         external_id=external_id,
                         **plan.fields,
                         attributes=plan.attributes,
-                        announce=announce,
+                        announce=False,
                     )
                     outcome = "created"
                 elif plan.changes:
-                    services.item_update(item=item, data=plan.changes, announce=announce)
+                    services.item_update(item=item, data=plan.changes, announce=False)
                     outcome = "updated"
                 else:
                     outcome = "unchanged"
@@ -126,13 +119,22 @@ def _sync_data(
                     if outcome == "unchanged":
                         outcome = "updated"
                 if plan.images_changed:
-                    _sync_images(item, data["images"], announce=announce)
+                    _sync_images(item, data["images"], announce=False)
                     outcome = "created" if outcome == "created" else "updated"
+                if announce and outcome != "unchanged":
+                    announce_pending([item.pk])
             return item, outcome
         except services.AlreadyExists:
             if attempt:  # created concurrently: the second try updates it
                 raise
     raise AssertionError("unreachable")
+
+
+def announce_pending(item_ids: list[int]) -> None:
+    """Queue the encoding of those items whose content changed (a price or stock change marks
+    nothing pending), once, after commit."""
+    pending = ItemEncoding.objects.filter(pk__in=item_ids, status=ItemEncoding.Status.PENDING)
+    services.items_announce_changed(item_ids=sorted(pending.values_list("pk", flat=True)))
 
 
 def product_sync(*, product: models.Model) -> Item:
@@ -175,100 +177,51 @@ def product_removed(*, external_id: str) -> None:
         services.item_update(item=item, data={"is_active": False})
 
 
-_connected: type[models.Model] | None = None
+def mirror_products(*, pks: Sequence[Any] = (), removed: Sequence[str] = ()) -> int:
+    """Mirror these products (by primary key) and deactivate the items of these removed
+    external ids: the work the mirroring queue (:mod:`.queue`) hands out, in a background
+    thread, a worker's task or, with ``MIRROR_DELAY_SECONDS = 0``, right after the commit.
 
-
-def _on_product_saved(
-    sender: Any, instance: Any, raw: bool = False, using: str | None = None, **kwargs: Any
-) -> None:
-    if raw:  # loading fixtures: recs_sync mirrors them
-        return
-    try:
-        source = item_source()
-        if source is None or not isinstance(instance, source.model):
-            return
-        transaction.on_commit(partial(_mirror_saved, instance), using=using)
-    except Exception:  # the shop's save must never fail because of the plugin
-        logger.exception("shop_recs: could not queue the mirroring of %r", instance)
-
-
-def _mirror_saved(instance: Any) -> None:
-    try:
-        source = item_source()
-        if source is None:
-            return
-        # Read again after commit: the committed state, with the QUERYSET's filters and
-        # prefetches (a product outside it, e.g. unpublished, is not offered).
-        product = source.queryset().filter(pk=instance.pk).first()
-        if product is None:
-            product_removed(external_id=source.external_id_of(instance))
-        else:
-            product_sync(product=product)
-    except Exception:
-        logger.exception(
-            "shop_recs: %s %s could not be mirrored into the recommendations catalog; "
-            "fix the cause, then run `python manage.py recs_sync`",
-            instance._meta.label,
-            instance.pk,
-        )
-
-
-def _on_product_deleted(
-    sender: Any, instance: Any, using: str | None = None, **kwargs: Any
-) -> None:
-    try:
-        source = item_source()
-        if source is None or not isinstance(instance, source.model):
-            return
-        # read now: after the delete the product's relations may be gone
-        external_id = source.external_id_of(instance)
-        transaction.on_commit(partial(_mirror_deleted, instance, external_id), using=using)
-    except Exception:
-        logger.exception(
-            "shop_recs: the deletion of %s %s could not be mirrored; run "
-            "`python manage.py recs_sync`",
-            instance._meta.label,
-            instance.pk,
-        )
-
-
-def _mirror_deleted(instance: Any, external_id: str) -> None:
-    try:
-        product_removed(external_id=external_id)
-    except Exception:
-        logger.exception(
-            "shop_recs: the deletion of %s %s (item %s) could not be mirrored; run "
-            "`python manage.py recs_sync`",
-            instance._meta.label,
-            instance.pk,
-            external_id,
-        )
-
-
-def connect_signals() -> None:
-    """Connect post_save/post_delete of the configured product model (and disconnect those of
-    a previous configuration); called from the catalog's ready() and when settings change."""
-    global _connected
-    if _connected is not None:
-        post_save.disconnect(sender=_connected, dispatch_uid=SAVE_UID)
-        post_delete.disconnect(sender=_connected, dispatch_uid=DELETE_UID)
-        _connected = None
-    try:
-        source = item_source()
-    except ImproperlyConfigured:
-        logger.exception("shop_recs: ITEM_SOURCE is invalid; products are not mirrored")
-        return  # the system check reports it too
+    Each product is read again, as committed: a variant stands for its parent (``PARENT``), a
+    product outside the QUERYSET (e.g. unpublished) is removed. Removals run first, so a
+    product deleted and re-created under the same id ends up active. One product's failure is
+    logged and never stops the others. Returns the number of products mirrored.
+    """
+    source = item_source()
     if source is None:
-        return
-    post_save.connect(_on_product_saved, sender=source.model, dispatch_uid=SAVE_UID)
-    post_delete.connect(_on_product_deleted, sender=source.model, dispatch_uid=DELETE_UID)
-    _connected = source.model
-
-
-def _settings_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting == "SHOP_RECS":
-        item_source.cache_clear()
-        connect_signals()
-
-
-setting_changed.connect(_settings_changed, dispatch_uid="shop_recs.item_source.reload")
+        return 0
+    for external_id in dict.fromkeys(removed):
+        try:
+            product_removed(external_id=external_id)
+        except Exception:
+            logger.exception(
+                "shop_recs: the deletion of %s (item %s) could not be mirrored; run "
+                "`python manage.py recs_sync`",
+                source.label,
+                external_id,
+            )
+    done: set[Any] = set()
+    for pk in dict.fromkeys(pks):
+        try:
+            product = source.model._default_manager.filter(pk=pk).first()
+            if product is None:  # deleted since: its own removal was queued
+                continue
+            target = source.item_product(product)
+            if target.pk in done:
+                continue
+            done.add(target.pk)
+            # Read again after commit: the committed state, with the QUERYSET's filters and
+            # prefetches (a product outside it, e.g. unpublished, is not offered).
+            offered = source.queryset().filter(pk=target.pk).first()
+            if offered is None:
+                product_removed(external_id=source.external_id_of(target))
+            else:
+                product_sync(product=offered)
+        except Exception:
+            logger.exception(
+                "shop_recs: %s %s could not be mirrored into the recommendations catalog; "
+                "fix the cause, then run `python manage.py recs_sync`",
+                source.label,
+                pk,
+            )
+    return len(done)

@@ -27,14 +27,15 @@ from django.db.models.manager import BaseManager
 from shop_recs.catalog.models import Item
 from shop_recs.catalog.validation import check_external_id, check_json_value
 from shop_recs.conf import CALLABLE_PREFIX
+from shop_recs.storefront.source.paths import Hop, M2MHop
 
 REQUIRED_FIELDS = ("external_id", "title")
-
-
 PLUGIN_FIELDS = ("external_id", *Item.DATA_FIELDS, "images")
-
-
+#: Fields that hold one value: a path through a to-many relation must say how to reduce it.
+SCALAR_FIELDS = tuple(f for f in PLUGIN_FIELDS if f not in ("images", "attributes"))
 TEXT_LIMITS = {"title": 500, "description": 20000, "category": 200, "brand": 200}
+#: ``"path|reducer"``: how a path through a to-many relation becomes one value.
+REDUCER_SEPARATOR = "|"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def resolve_path(obj: Any, path: Sequence[str]) -> Any:
         if value is None:
             return None
         if _is_manager(value):
-            return [resolve_path(element, path[index:]) for element in value.all()]
+            return [resolve_path(element, path[index:]) for element in _rows(value)]
         try:
             value = getattr(value, name)
         except ObjectDoesNotExist:  # a missing one-to-one (reverse) relation
@@ -72,11 +73,78 @@ def resolve_path(obj: Any, path: Sequence[str]) -> Any:
         if inspect.ismethod(value) or inspect.isbuiltin(value):
             value = value()
     if _is_manager(value):
-        return list(value.all())
+        return list(_rows(value))
     return value
 
 
+def _rows(manager: Any) -> Any:
+    """A related manager's rows in a stable order (``first`` and ``join`` must not depend on
+    how the database returned them); a prefetched or ordered one is used as it is."""
+    rows = manager.all()
+    if getattr(rows, "_result_cache", None) is None and not rows.ordered:
+        rows = rows.order_by("pk")
+    return rows
+
+
+# --------------------------------------------------------------------------- reducers
+
+
+def _plain(values: Any) -> list[Any]:
+    """Nested lists (one level per to-many relation crossed) as one flat list of the present
+    values (None and "" are absent)."""
+    out: list[Any] = []
+    for value in _flatten(values):
+        if value is not None and value != "":
+            out.append(value)
+    return out
+
+
+def _truthy(value: Any) -> bool:
+    return _flag(value) if isinstance(value, str) else bool(value)
+
+
+def _numbers(values: list[Any]) -> list[Any]:
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise ValueError(f"cannot add up {value!r}: sum, min and max take numbers")
+    return values
+
+
+REDUCERS: dict[str, Callable[[list[Any]], Any]] = {
+    "first": lambda values: values[0] if values else None,
+    "any": lambda values: any(_truthy(v) for v in values),
+    "sum": lambda values: sum(_numbers(values), start=0),
+    "min": lambda values: min(_numbers(values)) if values else None,
+    "max": lambda values: max(_numbers(values)) if values else None,
+    "join": lambda values: ", ".join(dict.fromkeys(str(v) for v in values)),
+}
+
+
+def reduced(getter: Callable[[Any], Any], how: str) -> Callable[[Any], Any]:
+    """``getter`` whose (plural) value is reduced to one by :data:`REDUCERS` ``[how]``."""
+    reduce = REDUCERS[how]
+
+    def read(product: Any) -> Any:
+        return reduce(_plain(getter(product)))
+
+    return read
+
+
+def _single(value: Any, what: str) -> None:
+    """Refuse a plural value where one is expected, saying how to fix it."""
+    if isinstance(value, list | tuple | set | frozenset | dict | models.QuerySet) or _is_manager(
+        value
+    ):
+        count = f" of {len(value)}" if isinstance(value, list | tuple | set | frozenset) else ""
+        raise ValueError(
+            f"got a {type(value).__name__}{count}, not {what} (a path through a to-many "
+            "relation?): reduce it with '|first', '|any', '|sum', '|min', '|max' or '|join', "
+            "e.g. 'stockrecords.num_in_stock|sum'"
+        )
+
+
 def _text(value: Any, *, name: str, required: bool = False) -> str:
+    _single(value, "a text")
     text = "" if value is None else str(value).strip()
     if required and not text:
         raise ValueError("is empty")
@@ -89,12 +157,14 @@ def _text(value: Any, *, name: str, required: bool = False) -> str:
 
 
 def _external_id(value: Any) -> str:
+    _single(value, "an id")
     return check_external_id(value)
 
 
 def _price(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
+    _single(value, "a price")
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a price")
     try:
@@ -107,8 +177,6 @@ def _price(value: Any) -> Decimal | None:
 
 
 TRUE_WORDS = {"1", "true", "yes", "y", "on"}
-
-
 FALSE_WORDS = {"0", "false", "no", "n", "off", ""}
 
 
@@ -118,7 +186,10 @@ def _flag(value: Any) -> bool:
         if word in TRUE_WORDS | FALSE_WORDS:
             return word in TRUE_WORDS
         raise ValueError(f"{value!r} is not a yes/no value")
-    return bool(value)  # None (a None on the way) counts as no
+    _single(value, "a yes/no value")
+    if value is None or isinstance(value, bool | int | float | Decimal):
+        return bool(value)  # None (a None on the way) counts as no; a count: more than 0
+    raise ValueError(f"got a {type(value).__name__} ({value!r}), not a yes/no value")
 
 
 def _attributes(value: Any) -> dict[str, Any]:
@@ -207,12 +278,50 @@ class ItemSource:
         getters: dict[str, Callable[[Any], Any]],
         specs: dict[str, Any],
         queryset: Callable[[], models.QuerySet] | None = None,
+        parent: Callable[[Any], Any] | None = None,
+        children_as_items: bool = False,
+        hops: Sequence[Hop] = (),
+        m2m: Sequence[M2MHop] = (),
     ) -> None:
         self.model = model
         self.label = model._meta.label
         self.getters = getters
         self.specs = specs
         self._queryset = queryset
+        self._parent = parent
+        self.children_as_items = children_as_items
+        #: The shop's models the fields are read through (derived from the paths, plus WATCH),
+        #: and the many-to-many relations crossed: their changes re-mirror the products.
+        self.hops = tuple(hops)
+        self.m2m = tuple(m2m)
+
+    def parent_of(self, product: Any) -> Any | None:
+        """The parent product of a variant (``PARENT``), or None for a product of its own.
+        A variant is never an item unless ``CHILDREN_AS_ITEMS``: its item is its parent's."""
+        if self._parent is None:
+            return None
+        try:
+            parent = self._parent(product)
+        except ObjectDoesNotExist:
+            return None
+        if parent is None or parent == "":
+            return None
+        if not isinstance(parent, self.model):
+            raise ValueError(
+                f"SHOP_RECS['ITEM_SOURCE']['PARENT'] gave {parent!r} for {self.label} "
+                f"{product.pk}, not a {self.label} or None"
+            )
+        return parent
+
+    def item_product(self, product: Any) -> Any:
+        """The product whose item stands for ``product``: its parent for a variant (unless
+        variants are items of their own), else the product itself."""
+        if self.children_as_items:
+            return product
+        return self.parent_of(product) or product
+
+    def is_variant(self, product: Any) -> bool:
+        return not self.children_as_items and self.parent_of(product) is not None
 
     def __repr__(self) -> str:
         return f"<ItemSource {self.label} ({', '.join(self.getters)})>"

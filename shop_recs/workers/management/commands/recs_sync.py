@@ -1,4 +1,7 @@
-"""python manage.py recs_sync [--dry-run] — mirror the shop's products (ITEM_SOURCE) into items."""
+"""python manage.py recs_sync [--dry-run] — mirror the shop's products (ITEM_SOURCE) into items.
+
+``--dry-run`` also prints a few mapped values per field, so a shop sees what it configured.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from shop_recs.storefront import source
+from shop_recs.storefront.source.queue import mirror_queue
 
 
 class Command(BaseCommand):
@@ -33,6 +37,8 @@ class Command(BaseCommand):
                     "'shop.Product', 'FIELDS': {'external_id': 'sku', 'title': 'name', ...}} "
                     "in the Django settings (see the README, Configuration)."
                 )
+            if not options["dry_run"]:
+                mirror_queue.drain()  # what this process noted is mirrored first
             report = source.sync_all(progress=options["verbosity"] > 0, dry_run=options["dry_run"])
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
@@ -41,5 +47,10 @@ class Command(BaseCommand):
             self.stderr.write(f"  {line}")
         if len(report.errors) > shown:
             self.stderr.write(f"  ... and {len(report.errors) - shown} more")
+        if report.samples:
+            self.stdout.write("Mapped values (a few products per field):")
+            for name, values in report.samples.items():
+                shown = "; ".join(repr(v) for v in values)
+                self.stdout.write(f"  {name}: {shown}")
         prefix = "Dry run, nothing changed: would have " if report.dry_run else ""
         self.stdout.write(prefix + report.summary())

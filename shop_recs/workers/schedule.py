@@ -1,0 +1,39 @@
+"""The plugin's periodic jobs, for celery beat: the standalone service uses them, and a shop
+adds them to its own Celery app's schedule::
+
+    from shop_recs.workers.schedule import beat_schedule
+
+    app.conf.beat_schedule = {**app.conf.beat_schedule, **beat_schedule(retrain_seconds=86400)}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TASKS = "shop_recs.workers.tasks"
+
+
+def beat_schedule(
+    *,
+    stats_seconds: float | None = 3600,
+    retrain_seconds: float | None = None,
+    sync_seconds: float | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Entries for ``app.conf.beat_schedule``; None or 0 leaves a job out.
+
+    - ``stats_seconds``: refresh every item's popularity statistics (repairs what a lost task
+      left stale; events refresh their items' statistics anyway);
+    - ``retrain_seconds``: train a new model, evaluate it, activate it when not worse;
+    - ``sync_seconds``: reconcile the items with the shop's products (``recs_sync``), which
+      catches up on product changes a killed process had not handed out.
+    """
+    jobs = {
+        "shop-recs-refresh-item-stats": (f"{TASKS}.refresh_all_item_stats", stats_seconds),
+        "shop-recs-train-model": (f"{TASKS}.train_model", retrain_seconds),
+        "shop-recs-sync-products": (f"{TASKS}.sync_products", sync_seconds),
+    }
+    return {
+        name: {"task": task, "schedule": float(seconds)}
+        for name, (task, seconds) in jobs.items()
+        if seconds and float(seconds) > 0
+    }
