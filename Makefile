@@ -1,7 +1,9 @@
 # shop_recs — `make demo` and `make test` do all the set-up on a machine with Python 3.11.
 #
 # Variables: PYTHON (interpreter for the venv), VENV (venv path; CI points it at a cache
-# outside the clone), HOST/PORT (where the demo serves).
+# outside the clone), HOST/PORT (where the demo serves), TORCH_INDEX_URL (a PyTorch wheel index
+# to take torch/torchvision from, e.g. https://download.pytorch.org/whl/cpu for CPU-only builds
+# without the CUDA libraries; empty: PyPI's default build).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -9,6 +11,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
+TORCH_INDEX_URL ?=
 
 .PHONY: help install install-dev demo serve test lint format migrate clean-data browser-deps storefront
 
@@ -22,11 +25,23 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# torch first when TORCH_INDEX_URL names another index (a CPU build "2.14.1+cpu" satisfies
+# the pin "torch==2.14.1", so the requirements then install nothing more of it).
+define install-torch
+	@if [ -n "$(TORCH_INDEX_URL)" ]; then \
+	  echo "PyTorch from $(TORCH_INDEX_URL)"; \
+	  $(PY) -m pip install --index-url "$(TORCH_INDEX_URL)" \
+	    $$(grep -E '^(torch|torchvision)==' requirements.txt); \
+	fi
+endef
+
 $(VENV)/.runtime-installed: requirements.txt | $(PY)
+	$(install-torch)
 	$(PY) -m pip install -r requirements.txt
 	touch $@
 
 $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(PY)
+	$(install-torch)
 	$(PY) -m pip install -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime-installed
 

@@ -11,6 +11,7 @@ This module sits beside the layers (every package may import it) and imports onl
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from django.conf import settings
@@ -99,6 +100,14 @@ DEFAULTS: dict[str, Any] = {
     # "shop_recs.celery.app"); None: the shop's own Celery app, which must autodiscover the
     # tasks of INSTALLED_APPS (``app.autodiscover_tasks()``).
     "CELERY_APP": None,
+    # Load the encoders in every Celery worker process when it starts (else on its first
+    # encode task): True in the standalone service; off in a shop, whose workers may run other
+    # work than the plugin's.
+    "WORKER_WARMUP": False,
+    # --- admin ------------------------------------------------------------------------------
+    # Dotted path of the AdminSite instance the plugin's admin pages go to (a shop with its own
+    # AdminSite names it, e.g. "myshop.admin.site").
+    "ADMIN_SITE": "django.contrib.admin.site",
     # --- storefront tracking and widgets (shop_recs.storefront) ------------------------------
     # A product page reloaded by the same shopper within the same window of this many seconds
     # counts as one view (0: every view counts).
@@ -131,7 +140,7 @@ DEFAULTS: dict[str, Any] = {
 #: ``IMPORT_STRINGS``). ``IMAGE_ENCODER = "joint"`` is a word, not a path (see
 #: :data:`IMPORT_WORDS`).
 IMPORT_STRINGS: frozenset[str] = frozenset(
-    {"TEXT_ENCODER", "IMAGE_ENCODER", "MODEL_CLASS", "CELERY_APP"}
+    {"TEXT_ENCODER", "IMAGE_ENCODER", "MODEL_CLASS", "CELERY_APP", "ADMIN_SITE"}
 )
 #: Values of import settings that are kept as they are.
 IMPORT_WORDS: frozenset[str] = frozenset({"joint"})
@@ -213,6 +222,36 @@ class RecsSettings:
 
 
 recs_settings = RecsSettings(DEFAULTS)
+
+
+def check_settings_keys(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """System check: a key of ``SHOP_RECS`` that is not a setting is a typo (a misspelt
+    ``READ_REQUIRES_AUTH`` would silently leave reads public); the closest valid key is named."""
+    from django.core import checks
+
+    configured = getattr(settings, "SHOP_RECS", {}) or {}
+    if not isinstance(configured, dict):
+        return [
+            checks.Error(
+                f"SHOP_RECS must be a dict, not {type(configured).__name__}.", id="shop_recs.E030"
+            )
+        ]
+    out = []
+    for key in sorted(set(configured) - set(DEFAULTS), key=str):
+        close = difflib.get_close_matches(str(key), list(DEFAULTS), n=1, cutoff=0.6)
+        hint = (
+            f"Did you mean {close[0]!r}?"
+            if close
+            else "See the settings table in docs/configuration.md."
+        )
+        out.append(
+            checks.Warning(
+                f"SHOP_RECS[{key!r}] is not a shop_recs setting: it is ignored.",
+                hint=hint,
+                id="shop_recs.W030",
+            )
+        )
+    return out
 
 
 def _reload(*, setting: str, **kwargs: Any) -> None:

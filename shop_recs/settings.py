@@ -1,7 +1,8 @@
 """Django settings for the shop_recs project, read from environment variables.
 
 Variables (all optional):
-    DJANGO_SECRET_KEY, DJANGO_DEBUG (0/1), DJANGO_ALLOWED_HOSTS (comma separated),
+    DJANGO_SECRET_KEY (unset: a random key kept in SHOP_RECS_DATA_DIR/secret_key),
+    DJANGO_DEBUG (0/1), DJANGO_ALLOWED_HOSTS (comma separated),
     DATABASE_URL (unset: embedded PostgreSQL + pgvector under SHOP_RECS_DATA_DIR),
     SHOP_RECS_DATA_DIR (default ./.data), CELERY_BROKER_URL (unset: tasks run in-process),
     REDIS_URL (cache for throttling when set), SHOP_RECS_READ_REQUIRES_AUTH (0/1),
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -32,10 +34,25 @@ def env_bool(name: str, default: bool = False) -> bool:
 DATA_DIR = Path(os.environ.get("SHOP_RECS_DATA_DIR", BASE_DIR / ".data")).resolve()
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    # A development default; production deployments must set DJANGO_SECRET_KEY.
-    SECRET_KEY = "dev-insecure-shop-recs-change-me"  # noqa: S105
+
+
+def installation_secret_key(data_dir: Path) -> str:
+    """A random key made once per installation and kept in ``data_dir`` (readable by its owner
+    only), for a demo or development install without DJANGO_SECRET_KEY: never a fixed key
+    that every install would share. Deployments set DJANGO_SECRET_KEY (docker-compose.yml
+    requires it)."""
+    path = data_dir / "secret_key"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "") or installation_secret_key(DATA_DIR)
 ALLOWED_HOSTS = [
     h.strip()
     for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
@@ -214,6 +231,11 @@ SHOP_RECS = {
         if n.strip()
     ],
     # "N/second|minute|hour|day"; an empty value switches that throttle off (benchmarks).
+    # the standalone service loads the encoders in each worker process at start (a shop's own
+    # workers do not, unless it sets this)
+    "WORKER_WARMUP": env_bool("SHOP_RECS_WORKER_WARMUP", True),
+    # trained models under the data directory, which web, worker and beat share
+    "MODEL_DIR": os.environ.get("SHOP_RECS_MODEL_DIR") or str(DATA_DIR / "models"),
     "THROTTLE_RATES": {
         "anon": os.environ.get("SHOP_RECS_THROTTLE_ANON", "600/minute") or None,
         "user": os.environ.get("SHOP_RECS_THROTTLE_USER", "20000/minute") or None,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+import zipfile
 from pathlib import Path
 
 import psycopg
@@ -174,6 +175,21 @@ def test_readme_steps_on_a_fresh_startproject(tmp_path, fresh_database) -> None:
     _run([python, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
           str(wheels), str(ROOT)], cwd=tmp_path, env=env)  # fmt: skip
     wheel = next(wheels.glob("shop_recs-*.whl"))
+    # what `pip install shop-recs` brings: no embedded database, server or test packages
+    with zipfile.ZipFile(wheel) as archive:
+        meta = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        requires = [
+            line.split(":", 1)[1].strip()
+            for line in archive.read(meta).decode().splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
+    base = {r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].strip().lower()
+            for r in requires if "extra ==" not in r}  # fmt: skip
+    assert not base & {"pgserver", "gunicorn", "whitenoise", "dj-database-url", "pytest"}, base
+    assert {"django", "torch", "pgvector", "urllib3"} <= base, base
+    names = zipfile.ZipFile(wheel).namelist()
+    assert not [n for n in names if "/demo/" in n or n.startswith("tests/")], "demo/tests in wheel"
+    assert "shop_recs/storefront/static/shop_recs/widget.js" in names
     _run([python, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
          cwd=tmp_path, env=env)  # fmt: skip
     env = {**env, "PYTHONPATH": str(site), "DATABASE_URL": fresh_database}

@@ -310,9 +310,14 @@ def test_settings_changes_rewire_the_signals(
 # --------------------------------------------------------------------------- recs_sync
 
 
-def run_sync(*args: str) -> str:
+def run_sync(*args: str, failing: bool = False) -> str:
+    """recs_sync's output; with ``failing``, it must also exit with an error (cron sees it)."""
     out, err = io.StringIO(), io.StringIO()
-    call_command("recs_sync", *args, stdout=out, stderr=err)
+    if failing:
+        with pytest.raises(CommandError, match=r"1 product\(s\) could not be mirrored"):
+            call_command("recs_sync", *args, stdout=out, stderr=err)
+    else:
+        call_command("recs_sync", *args, stdout=out, stderr=err)
     return out.getvalue() + err.getvalue()
 
 
@@ -329,12 +334,12 @@ def test_recs_sync_creates_updates_and_deactivates(
     assert api.post("/api/v1/items/", item, format="json").status_code == 201
 
     assert "would have created 4, updated 0, unchanged 0, deactivated 0, failed 1" in run_sync(
-        "--dry-run"
+        "--dry-run", failing=True
     )
     assert Item.objects.count() == 1
 
     with django_capture_on_commit_callbacks(execute=True):
-        output = run_sync()
+        output = run_sync(failing=True)
     assert "created 4, updated 0, unchanged 0, deactivated 0, failed 1" in output
     assert "shopapp.Product" in output and "title: is empty" in output
     assert ItemEncoding.objects.filter(status="done").count() == 4  # encoded after commit

@@ -33,7 +33,7 @@ from tests.tableshop.models import (
 
 pytestmark = pytest.mark.django_db
 
-#: What the README's "Shops whose product data spans tables" tells such a shop to write.
+#: What docs/storefront.md's "Shops whose product data spans tables" tells such a shop to write.
 FIELDS = {
     "external_id": "upc",
     "title": "title",

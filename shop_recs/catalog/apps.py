@@ -15,8 +15,10 @@ class CatalogConfig(AppConfig):
 
         from shop_recs.catalog.checks import check_database, check_pgvector, check_plugin_apps
         from shop_recs.catalog.vectors import set_session_ef_search
+        from shop_recs.conf import check_settings_keys
 
         connection_created.connect(set_session_ef_search, dispatch_uid="shop_recs.ef_search")
         checks.register(check_plugin_apps)
+        checks.register(check_settings_keys)
         checks.register(check_database)
         checks.register(check_pgvector, checks.Tags.database)

@@ -7,10 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.urls import reverse
-
 from shop_recs.catalog.media import image_url
 from shop_recs.catalog.models import Item, Space
+from shop_recs.dashboard.admin.site import admin_url
 from shop_recs.ranking.similar import item_similar
 from shop_recs.search.types import NotEncoded, SimilarFilters
 
@@ -63,9 +62,7 @@ def _card(result: Any, admin_urls: dict[int, str]) -> Card:
 
 
 def cards(results: list[Any]) -> list[Card]:
-    urls = {
-        r.item.id: reverse("admin:shop_recs_catalog_item_change", args=[r.item.id]) for r in results
-    }
+    urls = {r.item.id: admin_url("shop_recs_catalog_item_change", r.item.id) for r in results}
     return [_card(r, urls) for r in results]
 
 

@@ -106,7 +106,7 @@ def on_job_requested(sender: Any, *, job_id: int, kind: str, **kwargs: Any) -> s
 def _prepare_process(threads: int) -> None:
     """Set torch threads explicitly and load the encoders once for this process (torch and
     sentence-transformers can hang when a model loaded before fork is used after it)."""
-    if os.environ.get("SHOP_RECS_WORKER_WARMUP", "1") == "0":
+    if not recs_settings.WORKER_WARMUP:
         return
     set_torch_threads(threads)
     warm_up()

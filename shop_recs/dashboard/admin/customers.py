@@ -13,6 +13,7 @@ from django.urls import path
 
 from shop_recs.catalog.media import image_url
 from shop_recs.catalog.models import Customer, Interaction, Item, ItemImage
+from shop_recs.dashboard.admin.site import site
 from shop_recs.dashboard.previews import cards
 from shop_recs.ranking import recommend
 from shop_recs.search.types import SimilarFilters
@@ -46,7 +47,7 @@ def _parse_ids(values: list[str]) -> list[str]:
     return seen
 
 
-@admin.register(Customer)
+@admin.register(Customer, site=site)
 class CustomerAdmin(admin.ModelAdmin):
     list_display = ("external_id", "user", "created_at")
     search_fields = ("external_id", "user__username", "user__email")

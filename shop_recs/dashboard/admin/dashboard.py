@@ -20,7 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.html import format_html
 
 from shop_recs.catalog import selectors, services
@@ -34,6 +34,7 @@ from shop_recs.catalog.models import (
     ModelVersion,
     Space,
 )
+from shop_recs.dashboard.admin.site import admin_url, site
 from shop_recs.dashboard.previews import cards, similar_in_space
 from shop_recs.ranking import served
 from shop_recs.ranking.similar import default_similar_space, items_search
@@ -93,7 +94,7 @@ def active_model_summary() -> dict[str, Any] | None:
     metrics = version.metrics or {}
     return {
         "version": version,
-        "url": reverse("admin:shop_recs_catalog_modelversion_change", args=[version.pk]),
+        "url": admin_url("shop_recs_catalog_modelversion_change", version.pk),
         "recall": metrics.get("recall@10"),
         "ndcg": metrics.get("ndcg@10"),
         "popularity_recall": (metrics.get("popularity") or {}).get("recall@10"),
@@ -143,7 +144,7 @@ def _try_similar(external_id: str, space: str, k: int) -> dict[str, Any]:
         "image_url": image_url(
             (image.file.name if image.file else image.source_url) if image else ""
         ),
-        "url": reverse("admin:shop_recs_catalog_item_change", args=[query.pk]),
+        "url": admin_url("shop_recs_catalog_item_change", query.pk),
     }
     preview = similar_in_space(external_id=external_id, space=space, k=k, filters=SimilarFilters())
     return {"query_item": query_card, "cards": preview.cards, "message": preview.message}
@@ -178,10 +179,10 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     last_n = _int(request.GET.get("n"), COVERAGE_LAST_N, 1, 100_000)
     coverage = served.coverage(last_n=last_n)
     context = {
-        **admin.site.each_context(request),
+        **site.each_context(request),
         "title": "Recommendations dashboard",
         "encoding": encoding_overview(),
-        "failed_url": reverse("admin:shop_recs_catalog_item_changelist")
+        "failed_url": admin_url("shop_recs_catalog_item_changelist")
         + "?encoding__status__exact=failed",
         "backlog": queue_backlog(),
         "jobs": recent_jobs,
@@ -207,7 +208,7 @@ def encode_view(request: HttpRequest) -> HttpResponse:
     scope = request.POST.get("scope", "needing")
     if scope not in ENCODE_SCOPES:
         messages.error(request, "Unknown selection of items to encode.")
-        return HttpResponseRedirect(reverse("admin:shop_recs_dashboard"))
+        return HttpResponseRedirect(admin_url("shop_recs_dashboard"))
     job = services.job_start(
         kind=BackgroundJob.Kind.ENCODE, params={"scope": scope}, user=request.user
     )
@@ -215,9 +216,7 @@ def encode_view(request: HttpRequest) -> HttpResponse:
         request,
         format_html("Encoding of {} started as background job #{}.", ENCODE_SCOPES[scope], job.pk),
     )
-    return HttpResponseRedirect(
-        reverse("admin:shop_recs_catalog_backgroundjob_change", args=[job.pk])
-    )
+    return HttpResponseRedirect(admin_url("shop_recs_catalog_backgroundjob_change", job.pk))
 
 
 def install(site: admin.AdminSite) -> None:
@@ -245,4 +244,4 @@ def install(site: admin.AdminSite) -> None:
     site._shop_recs_dashboard = True  # type: ignore[attr-defined]
 
 
-install(admin.site)
+install(site)

@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.html import format_html
 
 from shop_recs.catalog import services
@@ -24,6 +24,7 @@ from shop_recs.catalog.models import (
     ItemStats,
     Space,
 )
+from shop_recs.dashboard.admin.site import admin_url, site
 from shop_recs.dashboard.previews import similar_previews
 
 
@@ -62,7 +63,7 @@ class ItemImageInline(admin.TabularInline):
         return obj.source_url or "-"
 
 
-@admin.register(Item)
+@admin.register(Item, site=site)
 class ItemAdmin(admin.ModelAdmin):
     list_display = (
         "thumbnail",
@@ -123,7 +124,7 @@ class ItemAdmin(admin.ModelAdmin):
             params={"item_ids": ids, "force": True},
             user=request.user,
         )
-        url = reverse("admin:shop_recs_catalog_backgroundjob_change", args=[job.pk])
+        url = admin_url("shop_recs_catalog_backgroundjob_change", job.pk)
         self.message_user(
             request,
             format_html(
@@ -157,7 +158,7 @@ class ItemAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, item):
             raise PermissionDenied
         self._start_encoding(request, [item.pk])
-        return HttpResponseRedirect(reverse("admin:shop_recs_catalog_item_change", args=[item.pk]))
+        return HttpResponseRedirect(admin_url("shop_recs_catalog_item_change", item.pk))
 
     def change_view(
         self,
@@ -178,7 +179,7 @@ class ItemAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
-@admin.register(Interaction)
+@admin.register(Interaction, site=site)
 class InteractionAdmin(admin.ModelAdmin):
     list_display = ("occurred_at", "event", "value", "customer", "session_id", "item")
     list_filter = ("event",)
@@ -188,7 +189,7 @@ class InteractionAdmin(admin.ModelAdmin):
     list_select_related = ("customer", "item")
 
 
-@admin.register(ItemStats)
+@admin.register(ItemStats, site=site)
 class ItemStatsAdmin(admin.ModelAdmin):
     list_display = ("item", "score", "views", "carts", "purchases", "ratings", "last_event_at")
     ordering = ("-score",)

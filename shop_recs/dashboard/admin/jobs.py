@@ -12,11 +12,11 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from shop_recs.catalog.models import BackgroundJob
+from shop_recs.dashboard.admin.site import admin_url, site
 
 ACTIVE = (BackgroundJob.Status.QUEUED, BackgroundJob.Status.RUNNING)
 REFRESH_SECONDS = 3
@@ -33,7 +33,7 @@ def progress_bar(job: BackgroundJob) -> str:
     )
 
 
-@admin.register(BackgroundJob)
+@admin.register(BackgroundJob, site=site)
 class BackgroundJobAdmin(admin.ModelAdmin):
     list_display = (
         "id",
@@ -93,7 +93,7 @@ class BackgroundJobAdmin(admin.ModelAdmin):
         text = format_html("<pre>{}</pre>", json.dumps(obj.result, indent=2, default=str))
         version = obj.result.get("version") if isinstance(obj.result, dict) else None
         if obj.kind == BackgroundJob.Kind.TRAIN and isinstance(version, int):
-            url = reverse("admin:shop_recs_catalog_modelversion_change", args=[version])
+            url = admin_url("shop_recs_catalog_modelversion_change", version)
             return format_html('{}<a href="{}">model version {}</a>', text, url, version)
         return text
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from shop_recs.catalog import services
 from shop_recs.catalog.models import MerchRule
+from shop_recs.dashboard.admin.site import site
 from shop_recs.ranking import merchandising
 
 
@@ -68,7 +69,7 @@ class MerchRuleForm(forms.ModelForm):
         widgets = {"note": forms.Textarea(attrs={"rows": 3})}
 
 
-@admin.register(MerchRule)
+@admin.register(MerchRule, site=site)
 class MerchRuleAdmin(admin.ModelAdmin):
     form = MerchRuleForm
     list_display = (

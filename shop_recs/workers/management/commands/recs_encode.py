@@ -58,3 +58,9 @@ class Command(BaseCommand):
         for item_id, error in list(report.errors.items())[:10]:
             self.stderr.write(f"  item {item_id}: {error}")
         self.stdout.write(f"Encoding done: {report.summary()}")
+        if report.failed or report.images_failed:
+            # cron and CI see it: the summary above says what failed
+            raise CommandError(
+                f"{report.failed} item(s) and {report.images_failed} image(s) failed to encode; "
+                "see the errors above (the admin's item list filters by encode status)."
+            )

@@ -54,3 +54,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {name}: {shown}")
         prefix = "Dry run, nothing changed: would have " if report.dry_run else ""
         self.stdout.write(prefix + report.summary())
+        if report.failed:
+            raise CommandError(
+                f"{report.failed} product(s) could not be mirrored; see the errors above."
+            )
