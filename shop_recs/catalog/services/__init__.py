@@ -35,7 +35,7 @@ from shop_recs.catalog.services.interactions import (
 from shop_recs.catalog.services.items import (
     UpsertCounts,
     item_create,
-    item_delete,
+    item_deactivate,
     item_update,
     items_upsert,
 )
@@ -71,7 +71,7 @@ __all__ = [
     "event_check",
     "interactions_record",
     "item_create",
-    "item_delete",
+    "item_deactivate",
     "item_image_add_file",
     "item_image_delete",
     "item_stats_refresh",
