@@ -150,11 +150,7 @@ REST_FRAMEWORK = {
         "shop_recs.api.throttles.AnonThrottle",
         "shop_recs.api.throttles.UserThrottle",
     ],
-    "DEFAULT_PARSER_CLASSES": [
-        "shop_recs.api.parsers.LimitedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    "DEFAULT_PARSER_CLASSES": ["shop_recs.api.parsers.LimitedJSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "shop_recs.api.exceptions.exception_handler",

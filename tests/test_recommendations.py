@@ -152,7 +152,7 @@ def test_an_anonymous_session_gets_recommendations_related_to_its_items(trained,
     viewed = ["boot-0", "boot-1", "boot-2"]
     response = anon.post(
         "/api/v1/recommendations/",
-        {"session_id": "s-123", "recent_item_ids": viewed, "k": 4},
+        {"recent_item_ids": viewed, "k": 4},
         format="json",
     )
     assert response.status_code == 200, response.content

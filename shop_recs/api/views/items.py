@@ -46,7 +46,11 @@ class ItemListCreateView(PluginAPIView, generics.ListAPIView):
     write_model = Item
 
     def get_queryset(self) -> Any:
-        return selectors.item_list(filters=self.request.query_params)
+        # A plain dict of the query (last value of each name): a filter that does not parse is
+        # a 400 naming it, never silently dropped.
+        query = s.ItemListQuerySerializer(data=self.request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        return selectors.item_list(filters=dict(query.validated_data))
 
     @extend_schema(
         operation_id="items_list",
