@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_IMAGE_BYTES": 20 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 40_000_000,
     "IMAGE_FORMATS": ["JPEG", "PNG", "WEBP", "GIF"],
+    # Images one item may hold (uploads and URLs; every one is decoded and encoded).
+    "MAX_IMAGES_PER_ITEM": 10,
     "IMAGE_URL_SCHEMES": ["http", "https"],
     # Encoders (dotted paths + keyword options). IMAGE_ENCODER None disables images; "joint"
     # reuses a text encoder that reads images too (a CLIP model: one space for both).

@@ -111,8 +111,10 @@ class ItemImageOutputSerializer(serializers.ModelSerializer):
         ]
 
     def get_url(self, obj: ItemImage) -> str | None:
+        # the stored file; an image registered by URL has none until a worker downloaded and
+        # checked it (its origin is ``source_url``)
         if not obj.file:
-            return obj.source_url or None
+            return None
         request = self.context.get("request")
         url = obj.file.url
         return request.build_absolute_uri(url) if request else url

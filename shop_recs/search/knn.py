@@ -114,8 +114,10 @@ def _query_sql(space: str, query: str | StoredVector) -> tuple[str, list[Any], i
 def _image_sql() -> str:
     images = connection.ops.quote_name(ItemImage._meta.db_table)
     return (
-        f"(SELECT coalesce(nullif(im.file, ''), im.source_url) FROM {images} im "
-        "WHERE im.item_id = i.id AND im.status <> 'failed' ORDER BY im.position, im.id LIMIT 1)"
+        # a stored, validated file only: an image registered by URL is neither checked nor
+        # downloaded while pending, so its URL is never shown on a card
+        f"(SELECT im.file FROM {images} im WHERE im.item_id = i.id AND im.status = 'ready' "
+        "AND im.file <> '' ORDER BY im.position, im.id LIMIT 1)"
     )
 
 

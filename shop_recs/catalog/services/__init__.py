@@ -23,6 +23,7 @@ from shop_recs.catalog.services.customers import (
 from shop_recs.catalog.services.images import (
     IMAGE_EXTENSIONS,
     item_image_add_file,
+    item_image_check_room,
     item_image_delete,
     next_image_position,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "item_create",
     "item_deactivate",
     "item_image_add_file",
+    "item_image_check_room",
     "item_image_delete",
     "item_stats_refresh",
     "item_update",

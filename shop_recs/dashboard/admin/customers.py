@@ -23,16 +23,16 @@ PREVIEW_MAX_ITEMS = 20
 
 
 def _thumbnails(item_ids: list[int]) -> dict[int, str]:
-    """The first usable image of each item, as a URL."""
+    """The first stored image of each item, as a URL (never a pending URL's)."""
     out: dict[int, str] = {}
     rows = (
-        ItemImage.objects.filter(item_id__in=item_ids)
-        .exclude(status=ItemImage.Status.FAILED)
+        ItemImage.objects.filter(item_id__in=item_ids, status=ItemImage.Status.READY)
+        .exclude(file="")
         .order_by("item_id", "position", "id")
-        .values_list("item_id", "file", "source_url")
+        .values_list("item_id", "file")
     )
-    for item_id, file, source_url in rows:
-        out.setdefault(item_id, image_url(file or source_url))
+    for item_id, file in rows:
+        out.setdefault(item_id, image_url(file))
     return out
 
 
