@@ -60,16 +60,21 @@ def test_item1_a_lone_surrogate_in_one_event_rejects_that_event_only(api, catalo
     assert again.status_code == 207 and again.json()["duplicates"] == 2
 
 
+ITEM = {"external_id": "x", "title": "T"}
+EVENT = {"item_id": "i0", "customer_id": "c1", "event": "view"}
+CUSTOMER = {"external_id": "c9", "attributes": {"a": [SURROGATE]}}
+
+
 @pytest.mark.parametrize(
     ("path", "body", "field"),
     [
-        ("/api/v1/items/", {"external_id": "x", "title": "T", "attributes": {"a": SURROGATE}}, "attributes"),
-        ("/api/v1/items/", {"external_id": "x", "title": "T", "attributes": {SURROGATE: "a"}}, "attributes"),
-        ("/api/v1/items/", {"external_id": "x", "title": f"T{SURROGATE}"}, "title"),
-        ("/api/v1/customers/", {"external_id": "c9", "attributes": {"a": [SURROGATE]}}, "attributes"),
-        ("/api/v1/events/", {"item_id": "i0", "customer_id": "c1", "event": "view", "context": {"a": SURROGATE}}, "context"),
+        ("/api/v1/items/", {**ITEM, "attributes": {"a": SURROGATE}}, "attributes"),
+        ("/api/v1/items/", {**ITEM, "attributes": {SURROGATE: "a"}}, "attributes"),
+        ("/api/v1/items/", {**ITEM, "title": f"T{SURROGATE}"}, "title"),
+        ("/api/v1/customers/", CUSTOMER, "attributes"),
+        ("/api/v1/events/", {**EVENT, "context": {"a": SURROGATE}}, "context"),
     ],
-)  # fmt: skip
+)
 def test_item1_a_lone_surrogate_anywhere_is_400_naming_the_field(
     api, catalog, path, body, field
 ) -> None:
@@ -95,7 +100,7 @@ def test_item2_deeply_nested_json_is_400(anon, api, path, depth) -> None:
     assert response.status_code == 400
 
 
-# ---------------------------------------------------------------- 6. bodies over Django's form limit
+# ---------------------------------------------------------------- 6. big form bodies
 
 
 def test_item6_large_form_and_multipart_bodies_get_json_errors(api, catalog, settings) -> None:
@@ -174,9 +179,7 @@ def test_item8_the_browser_holding_the_session_gets_its_history(client, session_
     session = client.session
     session[SESSION_ID_KEY] = "s-secret"
     session.save()
-    response = client.post(
-        "/api/v1/recommendations/", {"k": 3}, content_type="application/json"
-    )
+    response = client.post("/api/v1/recommendations/", {"k": 3}, content_type="application/json")
     assert response.status_code == 200, response.content
     assert response.json()["history"] == ["i0"]
     # naming its own session id is fine too
@@ -372,4 +375,3 @@ def test_item11_k_above_ef_search_limit_ranks_every_match(vectors_shop, k, setti
     assert len(results) == 39
     scores = [r.score for r in results]
     assert scores == sorted(scores, reverse=True)
-
