@@ -131,3 +131,36 @@ def test_worker_killed_mid_batch_leaves_every_item_encoded_once(redis_url) -> No
     for space in ("text", "image", "content"):
         assert ItemEmbedding.objects.filter(space=space).count() == n  # none lost, none doubled
     assert ItemEmbedding.objects.values("item_id", "space").distinct().count() == 3 * n
+
+
+def test_item5_with_a_broker_an_upload_only_queues_the_encoding(api, redis_url) -> None:
+    """Issue 14, item 5: with a broker configured, the request stores the image and queues a
+    task; decoding and encoding happen in a worker, never in the web process."""
+    import redis
+
+    from shop_recs.catalog.models import ItemImageEmbedding
+    from tests.test_encoding_pipeline import photo_jpeg
+
+    big = photo_jpeg((4000, 3000), seed=3)
+    with Workers(redis_url) as workers:
+        assert (
+            api.post(
+                "/api/v1/items/", {"external_id": "cam", "title": "Camera bag"}, format="json"
+            ).status_code
+            == 201
+        )
+        response = api.post(
+            "/api/v1/items/cam/images/",
+            {"file": SimpleUploadedFile("cam.jpg", big)},
+            format="multipart",
+        )
+        assert response.status_code == 201, response.content
+        assert not ItemImageEmbedding.objects.exists()
+        assert not ItemEmbedding.objects.filter(item__external_id="cam").exists()
+        assert api.get("/api/v1/items/cam/").json()["encoding"]["status"] == "pending"
+        queue = redis.Redis.from_url(redis_url.replace("redis+socket://", "unix://"))
+        queued = [m.decode() for m in queue.lrange(workers.queue, 0, -1)]
+        assert any("shop_recs.workers.tasks.encode_items" in m for m in queued), queued
+        workers.start()
+        assert wait_for(lambda: encoded("cam"), 180), "the worker did not encode the item"
+    assert ItemImageEmbedding.objects.filter(image__item__external_id="cam").count() == 1

@@ -163,7 +163,12 @@ def inspect_image(stream: IO[bytes], *, field: str = "file") -> ImageInfo:
                     }
                 )
             mime = Image.MIME.get(fmt, "application/octet-stream")
-            img.load()  # decodes fully: truncated or corrupt data fails here, not in a worker
+            if fmt == "JPEG":
+                # DCT scaling: every byte is still parsed (truncation is caught) but the pixels
+                # come out at 1/8 of the size, so a 36-megapixel upload does not need ~100 MB
+                # in the web process
+                img.draft(None, (max(1, width // 8), max(1, height // 8)))
+            img.load()  # decodes: truncated or corrupt data fails here, not in a worker
     except ValidationError:
         raise
     except Image.DecompressionBombError as exc:
