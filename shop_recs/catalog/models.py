@@ -469,3 +469,20 @@ class ServedList(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint}: {len(self.item_ids)} items"
+
+
+class CacheEntry(models.Model):
+    """A row of the plugin's own database cache (``shop_recs.api.throttles``): throttle
+    counters shared by every web process when no shared cache is named (``THROTTLE_CACHE``).
+    The columns are those of Django's ``DatabaseCache`` table, which reads and writes it."""
+
+    cache_key = models.CharField(max_length=255, primary_key=True)
+    value = models.TextField()
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "shop_recs_cache"
+        verbose_name_plural = "cache entries"
+
+    def __str__(self) -> str:
+        return self.cache_key
