@@ -375,3 +375,92 @@ def test_item11_k_above_ef_search_limit_ranks_every_match(vectors_shop, k, setti
     assert len(results) == 39
     scores = [r.score for r in results]
     assert scores == sorted(scores, reverse=True)
+
+
+# ---------------------------------------------------------------- 4. erasing a customer
+
+
+@pytest.fixture
+def two_shoppers(catalog, django_user_model):
+    from django.utils import timezone
+
+    items = list(Item.objects.order_by("pk"))
+    alice = Customer.objects.create(
+        external_id="alice",
+        attributes={"email": "a@example.com"},
+        user=django_user_model.objects.create_user("alice-user"),
+    )
+    bob = Customer.objects.get(external_id="c1")
+    now = timezone.now()
+    for item in items:
+        Interaction.objects.create(
+            customer=alice, session_id="s-a", item=item, event="view", occurred_at=now
+        )
+        Interaction.objects.create(
+            customer=bob, session_id="s-b", item=item, event="view", occurred_at=now
+        )
+    # alice's browser before she logged in, and a stranger's session
+    Interaction.objects.create(session_id="s-a", item=items[0], event="cart", occurred_at=now)
+    Interaction.objects.create(session_id="s-x", item=items[0], event="cart", occurred_at=now)
+    return alice, bob
+
+
+def test_item4_purge_erases_one_customer_and_logs_it(two_shoppers, caplog) -> None:
+    from shop_recs.catalog.models import ItemStats
+    from shop_recs.catalog.services import customer_purge, item_stats_refresh
+
+    alice, bob = two_shoppers
+    item_stats_refresh()
+    dry = customer_purge(customer=alice, dry_run=True)
+    assert (dry.interactions, dry.sessions, dry.items) == (4, 1, 3)
+    assert Interaction.objects.count() == 8  # the dry run deleted nothing
+    with caplog.at_level("WARNING", logger="shop_recs.erasure"):
+        report = customer_purge(customer=alice, by="test")
+    assert report == dry
+    assert not Customer.objects.filter(external_id="alice").exists()
+    assert Interaction.objects.filter(customer=bob).count() == 3  # others untouched
+    assert Interaction.objects.filter(session_id="s-x").count() == 1
+    assert not Interaction.objects.filter(session_id="s-a").exists()
+    assert "alice" in caplog.text and "by test" in caplog.text
+    item_stats_refresh()
+    assert ItemStats.objects.get(item__external_id="i0").views == 1  # bob's only
+
+
+def test_item4_purge_command(two_shoppers) -> None:
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = io.StringIO()
+    call_command("recs_purge_customer", "alice", "--dry-run", stdout=out)
+    assert "Would erase customer 'alice': 4 interactions" in out.getvalue()
+    assert Customer.objects.filter(external_id="alice").exists()
+    call_command("recs_purge_customer", "alice", stdout=out)
+    assert "Erased customer 'alice'" in out.getvalue()
+    assert not Interaction.objects.filter(session_id="s-a").exists()
+    with pytest.raises(CommandError, match="No customer"):
+        call_command("recs_purge_customer", "alice", stdout=out)
+
+
+def test_item4_purge_admin_action_confirms_first_and_needs_delete(
+    client, admin_user, two_shoppers, django_user_model
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    alice, _ = two_shoppers
+    url = "/admin/shop_recs_catalog/customer/"
+    data = {"action": "purge_personal_data", "_selected_action": [alice.pk]}
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_customer"))
+    client.force_login(viewer)
+    page = client.get(url)
+    assert b"purge_personal_data" not in page.content  # no delete permission, no action
+    client.force_login(admin_user)
+    page = client.post(url, data)
+    assert page.status_code == 200 and b"Yes, erase" in page.content
+    assert b"4 interactions" in page.content
+    assert Customer.objects.filter(pk=alice.pk).exists()  # only asked so far
+    done = client.post(url, {**data, "confirm": "yes"}, follow=True)
+    assert b"Erased 1 customer(s) and 4 events" in done.content
+    assert not Customer.objects.filter(pk=alice.pk).exists()

@@ -15,9 +15,11 @@ from shop_recs.catalog.services.common import (
     items_request_encoding,
 )
 from shop_recs.catalog.services.customers import (
+    PurgeReport,
     customer_create,
     customer_external_id,
     customer_for_user,
+    customer_purge,
     customers_ensure,
 )
 from shop_recs.catalog.services.images import (
@@ -63,11 +65,13 @@ __all__ = [
     "EventOutcome",
     "JobFailed",
     "JobProgress",
+    "PurgeReport",
     "UpsertCounts",
     "announce_after_commit",
     "customer_create",
     "customer_external_id",
     "customer_for_user",
+    "customer_purge",
     "customers_ensure",
     "event_check",
     "interactions_record",
