@@ -262,6 +262,13 @@ def test_item10_error_messages_never_show_python_reprs(api, catalog) -> None:
         format="multipart",
     )
     assert response.status_code == 400
+    response = api.post(
+        "/api/v1/items/i0/images/",
+        {"file": SimpleUploadedFile("a.txt", b"hello")},
+        format="multipart",
+    )
+    assert response.status_code == 400 and "Not a valid image" in response.json()["file"][0]
+    assert "UploadedFile" not in response.content.decode()
     for path in ("/api/v1/events/", "/api/v1/items/"):
         response = api.post(
             path, {"event": SimpleUploadedFile("a.txt", b"hello")}, format="multipart"

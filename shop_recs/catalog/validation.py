@@ -174,7 +174,11 @@ def inspect_image(stream: IO[bytes], *, field: str = "file") -> ImageInfo:
     except Image.DecompressionBombError as exc:
         raise ValidationError({field: [f"Image is too large (decompression bomb): {exc}"]}) from exc
     except UnidentifiedImageError as exc:
-        raise ValidationError({field: [f"Not a valid image: {exc}"]}) from exc
+        # (Pillow's message names the stream object: "<InMemoryUploadedFile: ...>")
+        allowed = ", ".join(recs_settings.IMAGE_FORMATS)
+        raise ValidationError(
+            {field: [f"Not a valid image: no image format recognised (accepted: {allowed})."]}
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ValidationError({field: [f"The image is corrupt or truncated: {exc}"]}) from exc
     finally:
