@@ -144,7 +144,7 @@ class RecommendationsView(PluginAPIView):
             if not _may_read_customer(request, customer):
                 raise PermissionDenied(
                     "Recommendations for a customer_id need view_customer (or that customer's "
-                    "own login); anonymous shoppers send session_id and recent_item_ids."
+                    "own login); anonymous shoppers send recent_item_ids (and their session)."
                 )
         requested = values.get("session_id") or ""
         session_id = _readable_session(request, requested)
