@@ -96,11 +96,11 @@ def test_system_checks_refuse_a_per_process_or_missing_cache(settings) -> None:
     from shop_recs.api.throttles import check_throttle_settings
 
     settings.SHOP_RECS = {**settings.SHOP_RECS, "THROTTLE_CACHE": "nope"}
-    assert [m.id for m in check_throttle_settings()] == ["shop_recs.E020"]
+    assert [m.id for m in check_throttle_settings()] == ["shop_recs.E040"]
     settings.SHOP_RECS = {**settings.SHOP_RECS, "THROTTLE_CACHE": "default"}
-    assert [m.id for m in check_throttle_settings()] == ["shop_recs.W020"]  # locmem
+    assert [m.id for m in check_throttle_settings()] == ["shop_recs.W040"]  # locmem
     settings.SHOP_RECS = {**settings.SHOP_RECS, "THROTTLE_CACHE": None, "TRUSTED_PROXIES": ["x"]}
-    assert [m.id for m in check_throttle_settings()] == ["shop_recs.E021"]
+    assert [m.id for m in check_throttle_settings()] == ["shop_recs.E041"]
 
 
 @pytest.fixture(scope="module")

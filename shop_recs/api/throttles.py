@@ -247,7 +247,7 @@ def check_throttle_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
                     f"SHOP_RECS['THROTTLE_CACHE'] = {alias!r} is not in CACHES.",
                     hint="Name a cache of CACHES (Redis), or None for the plugin's own "
                     "database cache.",
-                    id="shop_recs.E020",
+                    id="shop_recs.E040",
                 )
             )
         elif backend.endswith(("LocMemCache", "DummyCache")):
@@ -257,7 +257,7 @@ def check_throttle_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
                     "throttle counts are then per process (or none), so each web worker "
                     "allows the full rate.",
                     hint="Use a shared cache (Redis), or None for the plugin's database cache.",
-                    id="shop_recs.W020",
+                    id="shop_recs.W040",
                 )
             )
     try:
@@ -267,7 +267,7 @@ def check_throttle_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
             checks.Error(
                 f"SHOP_RECS['TRUSTED_PROXIES'] holds an invalid address or network: {exc}",
                 hint='Addresses or CIDR networks, e.g. ["127.0.0.1", "10.0.0.0/8"].',
-                id="shop_recs.E021",
+                id="shop_recs.E041",
             )
         )
     return errors
