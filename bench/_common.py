@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from tests.server_support import free_port, server_env  # noqa: E402
+from tests.server_support import start_gunicorn as _start  # noqa: E402
+
+__all__ = ["ROOT", "free_port", "p50", "percentile", "setup_django", "start_gunicorn"]
 
 
 def setup_django(database_url: str = "") -> None:
@@ -38,57 +39,24 @@ def setup_django(database_url: str = "") -> None:
     call_command("migrate", verbosity=0)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_gunicorn(
-    port: int, workers: int, extra_env: dict[str, str] | None = None
+    port: int, workers: int, extra_env: dict[str, str] | None = None, *, threads: int = 1
 ) -> subprocess.Popen:
-    """gunicorn on 127.0.0.1:port against the database Django is using in this process."""
+    """gunicorn on 127.0.0.1:port against the database Django is using in this process
+    (throttles off: a benchmark measures the server, not the rate limiter). The tests start
+    it the same way (``tests/server_support.py``)."""
     from django.db import connection
 
     from shop_recs.embedded_db import database_url
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "DJANGO_SETTINGS_MODULE": "shop_recs.settings",
-        # a benchmark measures the server, not the rate limiter
-        "SHOP_RECS_THROTTLE_ANON": "",
-        "SHOP_RECS_THROTTLE_USER": "",
-        **(extra_env or {}),
-    }
-    env.pop("SHOP_RECS_EMBEDDED_CLEANUP", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "shop_recs.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--timeout",
-            "120",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/api/v1/items/?page_size=1", timeout=2).ok:
-                return proc
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("gunicorn did not become ready within 90 s; see its output above")
+    env = server_env(database_url(connection.settings_dict), extra_env)
+    try:
+        server = _start(
+            env, workers=workers, threads=threads, port=port, extra_args=("--log-level", "warning")
+        )
+    except RuntimeError as exc:
+        raise SystemExit(f"gunicorn did not become ready: {exc}") from exc
+    return server.proc
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -28,6 +28,12 @@ DEFAULTS: dict[str, Any] = {
     "READ_REQUIRES_AUTH": False,
     # DRF throttle rates ("N/second|minute|hour|day"); None disables that throttle.
     "THROTTLE_RATES": {"anon": "600/minute", "user": "20000/minute"},
+    # The Django cache (an alias of CACHES) holding throttle counts, shared by every web
+    # process (Redis); None: the plugin's own database cache (table shop_recs_cache).
+    "THROTTLE_CACHE": None,
+    # Addresses or networks of reverse proxies whose X-Forwarded-For names the client (read
+    # from the right); empty: the socket peer is the client and the header is ignored.
+    "TRUSTED_PROXIES": [],
     "PAGE_SIZE": 50,
     "MAX_PAGE_SIZE": 500,
     "EVENTS_MAX_BATCH": 1000,
@@ -44,6 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_IMAGE_BYTES": 20 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 40_000_000,
     "IMAGE_FORMATS": ["JPEG", "PNG", "WEBP", "GIF"],
+    # Images one item may hold (uploads and URLs; every one is decoded and encoded).
+    "MAX_IMAGES_PER_ITEM": 10,
     "IMAGE_URL_SCHEMES": ["http", "https"],
     # Encoders (dotted paths + keyword options). IMAGE_ENCODER None disables images; "joint"
     # reuses a text encoder that reads images too (a CLIP model: one space for both).

@@ -5,7 +5,8 @@ Variables (all optional):
     DJANGO_DEBUG (0/1), DJANGO_ALLOWED_HOSTS (comma separated),
     DATABASE_URL (unset: embedded PostgreSQL + pgvector under SHOP_RECS_DATA_DIR),
     SHOP_RECS_DATA_DIR (default ./.data), CELERY_BROKER_URL (unset: tasks run in-process),
-    REDIS_URL (cache for throttling when set), SHOP_RECS_READ_REQUIRES_AUTH (0/1),
+    REDIS_URL (cache for throttling when set; else the database), SHOP_RECS_TRUSTED_PROXIES
+    (comma-separated proxy addresses/networks), SHOP_RECS_READ_REQUIRES_AUTH (0/1),
     DJANGO_LOG_LEVEL.
 """
 
@@ -114,7 +115,13 @@ TEMPLATES = [
 ]
 
 if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    # health checks: a connection that a database restart broke is replaced before its next
+    # request instead of failing it
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True
+        )
+    }
 else:
     DATABASES = {
         "default": embedded_database(
@@ -152,10 +159,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
+    _redis = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    # "shop_recs" holds the API's throttle counts (SHOP_RECS["THROTTLE_CACHE"] below)
+    CACHES = {"default": _redis, "shop_recs": {**_redis, "KEY_PREFIX": "shop_recs"}}
 else:
+    # throttle counts then live in the plugin's database cache, shared by every process
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 REST_FRAMEWORK = {
@@ -168,11 +176,7 @@ REST_FRAMEWORK = {
         "shop_recs.api.throttles.AnonThrottle",
         "shop_recs.api.throttles.UserThrottle",
     ],
-    "DEFAULT_PARSER_CLASSES": [
-        "shop_recs.api.parsers.LimitedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    "DEFAULT_PARSER_CLASSES": ["shop_recs.api.parsers.LimitedJSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "shop_recs.api.exceptions.exception_handler",
@@ -240,6 +244,11 @@ SHOP_RECS = {
         "anon": os.environ.get("SHOP_RECS_THROTTLE_ANON", "600/minute") or None,
         "user": os.environ.get("SHOP_RECS_THROTTLE_USER", "20000/minute") or None,
     },
+    "THROTTLE_CACHE": "shop_recs" if REDIS_URL else None,
+    # reverse proxies in front of gunicorn whose X-Forwarded-For names the client
+    "TRUSTED_PROXIES": [
+        p.strip() for p in os.environ.get("SHOP_RECS_TRUSTED_PROXIES", "").split(",") if p.strip()
+    ],
 }
 
 LOGGING = {

@@ -93,7 +93,7 @@ def catalogue():
     }.items():
         item = Item.objects.create(external_id=ext, title=f"Title {ext}", category="C")
         ItemEncoding.objects.create(item=item, status="done")
-        ItemImage.objects.create(item=item, source_url=f"https://img.example/{ext}.jpg")
+        ItemImage.objects.create(item=item, file=f"items/{ext}.jpg", status="ready")
         write_vector(item, "text", vec)
         write_vector(item, "content", vec)
         items[ext] = item
@@ -107,13 +107,13 @@ def test_item_page_previews_similar_items_per_space(staff_client, catalogue) -> 
     previews = {p.space: p for p in page.context["recs_previews"]}
     assert list(previews) == ["text", "image", "content", "hybrid"]
     assert [c.external_id for c in previews["text"].cards] == ["a1", "b0", "b1"]
-    assert previews["text"].cards[0].image_url == "https://img.example/a1.jpg"
+    assert previews["text"].cards[0].image_url == "/media/items/a1.jpg"
     assert set(previews["content"].cards[0].similarity) >= {"text", "content"}
     assert "Not encoded in this space" in previews["image"].message
     assert "No active model" in previews["hybrid"].message
     # the encoding table names each space's encoder, and the thumbnails are in the page
     assert "test-text" in html and "test-content" in html
-    assert 'src="https://img.example/a1.jpg"' in html
+    assert 'src="/media/items/a1.jpg"' in html
     assert "Re-encode now" in html
 
 

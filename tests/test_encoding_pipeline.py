@@ -247,3 +247,68 @@ def test_semantic_search(catalog, anon) -> None:
     )
     assert anon.get("/api/v1/search/").status_code == 400
     assert anon.get("/api/v1/search/?q=").status_code == 400
+
+
+def photo_jpeg(size: tuple[int, int], seed: int) -> bytes:
+    """A large JPEG (random blocks, so it does not compress to nothing)."""
+    rng = np.random.default_rng(seed)
+    small = (rng.random((size[1] // 64, size[0] // 64, 3)) * 255).astype("uint8")
+    img = Image.fromarray(small).resize(size, Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+def test_item5_a_new_image_is_encoded_alone(catalog) -> None:
+    """Issue 14, item 5: adding an image encodes that image only; the item's image vector is
+    still the mean of its images' normalised vectors (as a full re-encode computes it)."""
+    from shop_recs.catalog.models import ItemImageEmbedding
+    from shop_recs.catalog.services import item_image_add_file
+
+    item = Item.objects.get(external_id="shirt")
+    assert ItemImageEmbedding.objects.filter(image__item=item).count() == 1
+    for kind in (1, 2):
+        item_image_add_file(
+            item=item, upload=io.BytesIO(photo_jpeg((256, 192), seed=kind)), filename="p.jpg"
+        )
+        report = items_encode(item_ids=[item.pk])
+        assert report.encoded == 1 and report.images_encoded == 1, report.summary()
+    assert ItemImageEmbedding.objects.filter(image__item=item).count() == 3
+    incremental = np.asarray(ItemEmbedding.objects.get(item=item, space="image").vector)
+    content = np.asarray(ItemEmbedding.objects.get(item=item, space="content").vector)
+    report = items_encode(item_ids=[item.pk], force=True)  # every image decoded again
+    assert report.images_encoded == 3
+    full = np.asarray(ItemEmbedding.objects.get(item=item, space="image").vector)
+    assert np.allclose(incremental, full, atol=1e-5)
+    assert np.allclose(content, ItemEmbedding.objects.get(item=item, space="content").vector)
+    # deleting an image drops its vector and the mean follows
+    image = item.images.order_by("-id").first()
+    from shop_recs.catalog.services import item_image_delete
+
+    item_image_delete(image=image)
+    report = items_encode(item_ids=[item.pk])
+    assert report.images_encoded == 0 and report.encoded == 1
+    assert ItemImageEmbedding.objects.filter(image__item=item).count() == 2
+
+
+def test_item5_large_images_are_downscaled_while_decoding(catalog, settings) -> None:
+    """Issue 14, item 5: a large photo is decoded near the encoder's size (JPEG draft), and
+    encodes like the same photo at that size."""
+    from shop_recs.catalog.services import item_image_add_file
+    from shop_recs.encoding.service import DECODE_SHORT_SIDE, _load_image
+
+    big = photo_jpeg((6000, 4000), seed=1)
+    item = Item.objects.get(external_id="coat")
+    image = item_image_add_file(item=item, upload=io.BytesIO(big), filename="big.jpg")
+    assert (image.width, image.height) == (6000, 4000)
+    pixels = _load_image(image)
+    assert min(pixels.size) == DECODE_SHORT_SIDE and pixels.size[0] == 768
+    report = items_encode(item_ids=[item.pk])
+    assert report.images_encoded == 1 and spaces("coat") == {"text", "image", "content"}
+    # the same picture uploaded small gives (nearly) the same vector
+    from shop_recs.encoding.encoders import image_encoder
+
+    small = Image.open(io.BytesIO(big)).convert("RGB").resize((768, 512), Image.Resampling.BICUBIC)
+    expected = image_encoder().encode_images([small])[0]
+    stored = np.asarray(ItemEmbedding.objects.get(item=item, space="image").vector)
+    assert float(np.dot(stored, expected)) > 0.98

@@ -94,8 +94,41 @@ def test_bad_downloads_fail_with_a_reason(server, path, reason) -> None:
     ],
 )
 def test_ssrf_targets_are_refused(url) -> None:
-    image = fetch(url)
+    from django.core.exceptions import ValidationError
+
+    from shop_recs.catalog.models import ItemImage
+
+    # at submission (issue 14, item 9): a 400 naming the rule, nothing stored
+    item = Item.objects.create(external_id="sku-1", title="Shirt")
+    with pytest.raises(ValidationError, match="must point to public addresses") as refused:
+        images.item_image_add_url(item=item, url=url)
+    assert "url" in refused.value.message_dict
+    assert not ItemImage.objects.exists()
+    # and again at download, for a row that got past it (DNS answers may change in between)
+    image = ItemImage.objects.create(item=item, source_url=url)
+    image = images.item_image_fetch(image=image)
     assert image.status == "failed" and "blocked_address" in image.error, image.error
+
+
+def test_item9_a_failed_url_is_tried_again_when_registered_again(
+    server, django_capture_on_commit_callbacks
+) -> None:
+    """Issue 14, item 9: re-registering a URL whose download failed fetches it again."""
+    item = Item.objects.create(external_id="sku-1", title="Shirt")
+    BODIES["/later.png"] = ("text/plain", b"not yet")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            image = images.item_image_add_url(item=item, url=f"{server}/later.png")
+        image.refresh_from_db()
+        assert image.status == "failed" and "content_type" in image.error
+        BODIES["/later.png"] = BODIES["/ok.png"]  # the shop fixed its server
+        with django_capture_on_commit_callbacks(execute=True):
+            again = images.item_image_add_url(item=item, url=f"{server}/later.png")
+        assert again.pk == image.pk
+        again.refresh_from_db()
+        assert again.status == "ready" and again.error == "" and again.file
+    finally:
+        BODIES.pop("/later.png", None)
 
 
 def test_other_schemes_never_get_stored() -> None:

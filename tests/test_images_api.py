@@ -97,7 +97,8 @@ def test_image_by_url(api, item) -> None:
     )
     assert response.status_code == 201, response.content
     assert response.json()["status"] == "pending"
-    assert response.json()["url"] == "https://cdn.example.com/a.jpg"
+    assert response.json()["source_url"] == "https://cdn.example.com/a.jpg"
+    assert response.json()["url"] is None  # no stored file before the worker fetched it
     again = api.post(
         "/api/v1/items/sku-1/images/", {"url": "https://cdn.example.com/a.jpg"}, format="json"
     )
@@ -119,3 +120,62 @@ def test_images_need_auth_and_an_existing_item(anon, api, item) -> None:
         format="multipart",
     )
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1/a.jpg", "loopback"),
+        ("http://localhost:8000/a.jpg", "loopback"),
+        ("http://[::1]/a.png", "loopback"),
+        ("http://10.1.2.3/a.jpg", "private"),
+        ("http://192.168.0.10/a.jpg", "private"),
+        ("http://169.254.169.254/latest/meta-data", "metadata"),
+        ("http://user:pw@cdn.example.com/a.jpg", "credentials"),
+    ],
+)
+def test_item9_private_urls_are_refused_at_submission(api, item, url, why) -> None:
+    """Issue 14, item 9: refused with a 400 naming the rule, not accepted and failed later."""
+    response = api.post("/api/v1/items/sku-1/images/", {"url": url}, format="json")
+    assert response.status_code == 400, response.content
+    assert why in response.json()["url"][0]
+    assert not ItemImage.objects.exists()
+
+
+def test_item9_allowed_networks_are_accepted(api, item, settings) -> None:
+    settings.SHOP_RECS = {**settings.SHOP_RECS, "IMAGE_FETCH_ALLOW_NETWORKS": ["10.1.2.0/24"]}
+    response = api.post(
+        "/api/v1/items/sku-1/images/", {"url": "http://10.1.2.3/a.jpg"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+
+
+def test_item9_a_pending_url_is_never_a_card_image(api, anon, item) -> None:
+    from shop_recs.catalog.models import Item
+    from tests.conftest import write_vector
+
+    other = Item.objects.create(external_id="sku-2", title="Other bag")
+    write_vector(item, "content", [1.0, 0.0, 0.0])
+    write_vector(other, "content", [0.9, 0.1, 0.0])
+    response = api.post(
+        "/api/v1/items/sku-2/images/", {"url": "https://cdn.invalid/a.jpg"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    similar = anon.get("/api/v1/items/sku-1/similar/?space=content").json()
+    assert [r["item"]["external_id"] for r in similar["results"]] == ["sku-2"]
+    assert similar["results"][0]["item"]["image"] is None
+
+
+def test_item5_images_per_item_are_capped(api, item, settings) -> None:
+    """Issue 14, item 5: at most MAX_IMAGES_PER_ITEM images, uploads and URLs alike."""
+    settings.SHOP_RECS = {**settings.SHOP_RECS, "MAX_IMAGES_PER_ITEM": 3}
+    for color in range(3):
+        assert upload(api, image_bytes(color=color)).status_code == 201
+    response = upload(api, image_bytes(color=99))
+    assert response.status_code == 400 and "MAX_IMAGES_PER_ITEM" in response.json()["file"][0]
+    response = api.post(
+        "/api/v1/items/sku-1/images/", {"url": "https://cdn.example.com/z.jpg"}, format="json"
+    )
+    assert response.status_code == 400 and "MAX_IMAGES_PER_ITEM" in response.json()["url"][0]
+    assert ItemImage.objects.count() == 3
+    assert upload(api, image_bytes(color=0)).status_code == 201  # the same bytes: no new image

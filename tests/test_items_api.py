@@ -46,9 +46,10 @@ def test_create_retrieve_update_delete(api, anon) -> None:
     assert put.status_code == 200
     assert put.json()["title"] == "Linen shirt II"
 
+    # DELETE deactivates (history is kept: see test_hardening's item 4)
     assert api.delete("/api/v1/items/sku-1/").status_code == 204
-    assert anon.get("/api/v1/items/sku-1/").status_code == 404
-    assert not Item.objects.exists()
+    assert anon.get("/api/v1/items/sku-1/").json()["is_active"] is False
+    assert Item.objects.get(external_id="sku-1").is_active is False
 
 
 def test_list_filters_and_pagination(api, anon) -> None:

@@ -152,7 +152,7 @@ def test_an_anonymous_session_gets_recommendations_related_to_its_items(trained,
     viewed = ["boot-0", "boot-1", "boot-2"]
     response = anon.post(
         "/api/v1/recommendations/",
-        {"session_id": "s-123", "recent_item_ids": viewed, "k": 4},
+        {"recent_item_ids": viewed, "k": 4},
         format="json",
     )
     assert response.status_code == 200, response.content
@@ -327,6 +327,10 @@ def test_commands_train_and_export(shop, tmp_path) -> None:
     assert {line["user_id"] for line in lines} == {f"c{u}" for u in range(USERS)}
     assert all(len(line["items"]) == 5 for line in lines)
     assert f"Exported {USERS} customers" in out.getvalue()
+    # k above pgvector's ef_search limit (2k > 1000) ranks exactly (issue 14, item 11)
+    call_command("recs_export", "--k", "600", "--out", str(target), stdout=io.StringIO())
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert len(lines) == USERS and all(len(line["items"]) == 9 for line in lines)  # 12 - 3 seen
     with pytest.raises(CommandError, match="--param takes NAME=VALUE"):
         call_command("recs_train", "--param", "oops", stdout=io.StringIO())
 

@@ -25,7 +25,7 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
-EXAMPLES = 30
+EXAMPLES = 50
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ every step checks the item's values, not just that it exists."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 from decimal import Decimal
@@ -329,3 +330,21 @@ def test_the_default_queue_mirrors_outside_the_request_once_per_burst(
     assert encodings == [item().pk]  # one encoding, with the image
     assert spaces() == {"text", "image", "content"}
     assert mirror_queue.pending() == 0
+
+
+def test_a_product_at_the_image_cap_can_swap_an_image(
+    table_source, settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.SHOP_RECS = {**settings.SHOP_RECS, "MAX_IMAGES_PER_ITEM": 2}
+    with django_capture_on_commit_callbacks(execute=True):
+        product = Product.objects.create(upc="shirt-1", title="Linen shirt")
+        first = picture(product, 10)
+        picture(product, 20, order=1)
+    assert item().images.count() == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        first.delete()
+        picture(product, 30, order=2)  # removed and added in one edit: still 2 images
+    checksums = set(item().images.values_list("checksum", flat=True))
+    assert len(checksums) == 2 and item().images.count() == 2
+    assert hashlib.sha256(image_bytes(color=30)).hexdigest() in checksums
+    assert hashlib.sha256(image_bytes(color=10)).hexdigest() not in checksums

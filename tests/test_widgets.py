@@ -46,7 +46,7 @@ def catalogue():
             external_id=ext, title=f"Title {ext}", category="C", price=f"1{n}.50"
         )
         ItemEncoding.objects.create(item=item, status="done")
-        ItemImage.objects.create(item=item, source_url=f"https://img.example/{ext}.jpg")
+        ItemImage.objects.create(item=item, file=f"items/{ext}.jpg", status="ready")
         write_vector(item, "text", vec)
         write_vector(item, "content", vec)
         items[ext] = item
@@ -73,7 +73,7 @@ def test_similar_items_renders_cards(catalogue, settings) -> None:
     html = render("{% similar_items product k=2 %}", product=catalogue["a0"])
     assert html.count('class="shop-recs-item"') == 2
     assert html.index("Title a1") < html.index("Title b0") and "Title b1" not in html
-    assert 'src="https://img.example/a1.jpg"' in html and 'alt="Title a1"' in html
+    assert 'src="/media/items/a1.jpg"' in html and 'alt="Title a1"' in html
     assert '<span class="shop-recs-price">11.50</span>' in html
     assert 'href="/p/a1/"' in html and 'data-shop-recs-click="a1"' in html
     assert "Similar items" in html and "shop-recs-similar" in html
@@ -82,10 +82,13 @@ def test_similar_items_renders_cards(catalogue, settings) -> None:
     assert "You may also like" in html and "Title a1" in html
 
 
-def test_similar_items_uses_stored_image_files(catalogue) -> None:
-    ItemImage.objects.filter(item=catalogue["a1"]).update(source_url="", file="items/a1.png")
+def test_similar_items_never_show_an_image_only_registered_by_url(catalogue) -> None:
+    """Issue 14, item 9: a URL not yet downloaded (nor checked) is no card image."""
+    ItemImage.objects.filter(item=catalogue["a1"]).update(
+        file="", source_url="https://img.example/a1.jpg", status="pending"
+    )
     html = render("{% similar_items 'a0' k=1 %}")
-    assert 'src="/media/items/a1.png"' in html
+    assert "Title a1" in html and "img.example" not in html
 
 
 @pytest.mark.parametrize("product", ["nope", "new", None, 42, ""])

@@ -38,7 +38,8 @@ def shop(settings, live_server, transactional_db):
     ):
         item = Item.objects.create(external_id=ext, title=f"Title {ext}", price=f"1{n}.50")
         ItemEncoding.objects.create(item=item, status="done")
-        ItemImage.objects.create(item=item, source_url=f"{live_server.url}/static/none-{ext}.png")
+        # a stored image (cards never show an image that is only a registered URL)
+        ItemImage.objects.create(item=item, file=f"items/none-{ext}.png", status="ready")
         write_vector(item, "content", vec, encoder="t")
     Item.objects.create(external_id="new", title="Not encoded yet")
     return live_server
@@ -77,7 +78,7 @@ def test_widgets_fill_and_clicks_are_tracked(page) -> None:
     assert cards.count() == 2
     assert cards.nth(0).locator(".shop-recs-title").text_content() == "Title a1"
     assert cards.nth(0).locator(".shop-recs-price").text_content() == "€11.50"
-    assert cards.nth(0).locator("img").get_attribute("src").endswith("/static/none-a1.png")
+    assert cards.nth(0).locator("img").get_attribute("src").endswith("/media/items/none-a1.png")
     assert cards.nth(0).locator("a").get_attribute("href") == "/p/a1/"
     # the page's item went to localStorage first (track.js runs first), so the recommended
     # widget had a history

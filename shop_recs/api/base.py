@@ -5,6 +5,9 @@ Inside a shop's project the plugin cannot rely on ``REST_FRAMEWORK`` defaults: a
 them at DRF's (``AllowAny``, no throttles) would otherwise open every write to anonymous
 callers, and one with its own exception handler would change the plugin's error format. The
 standalone service's settings repeat the same choices as defaults for its own views.
+
+Bodies are JSON only (a form or multipart body is a 415); the one endpoint that takes file
+uploads adds the multipart parser itself, so the schema advertises exactly what is accepted.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.views import APIView
 
@@ -21,15 +24,34 @@ from shop_recs.api.exceptions import exception_handler
 from shop_recs.api.parsers import LimitedJSONParser
 from shop_recs.api.permissions import ReadPublicWriteAuthenticated
 from shop_recs.api.throttles import AnonThrottle, UserThrottle
+from shop_recs.conf import recs_settings
+
+
+class PluginAutoSchema(AutoSchema):
+    """Operations anyone may call list the empty security requirement (``{}``) beside token
+    and cookie: public reads, and the recommendation query (a POST that only reads).
+    drf-spectacular recognises DRF's own permission classes only, not the plugin's."""
+
+    def get_auth(self) -> list[dict[str, Any]]:
+        auths = super().get_auth()
+        public = getattr(self.view, "schema_public", None)
+        if public is None:
+            public = self.method in SAFE_METHODS and not getattr(self.view, "private_reads", False)
+        if public and not recs_settings.READ_REQUIRES_AUTH and {} not in auths:
+            auths.append({})
+        return auths
 
 
 class PluginAPIView(APIView):
     authentication_classes = [TokenAuthentication, SessionAuthentication]
     permission_classes = [ReadPublicWriteAuthenticated]
     throttle_classes = [AnonThrottle, UserThrottle]
-    parser_classes = [LimitedJSONParser, FormParser, MultiPartParser]
+    parser_classes = [LimitedJSONParser]
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
-    schema = AutoSchema()
+    schema = PluginAutoSchema()
+    #: True/False: whether the schema lists anonymous access (None: public unless the method
+    #: writes or the view's reads are private)
+    schema_public: bool | None = None
 
     def get_exception_handler(self) -> Any:
         return exception_handler

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from shop_recs.catalog.media import image_url
 from shop_recs.catalog.models import Customer, Event, Interaction, Item, ItemImage
-from shop_recs.catalog.validation import EXTERNAL_ID
+from shop_recs.catalog.validation import (
+    EARLIEST_TIMESTAMP,
+    EXTERNAL_ID,
+    SURROGATE_MESSAGE,
+    surrogate_fields,
+)
 from shop_recs.conf import recs_settings
 from shop_recs.storefront.cards import card_dicts
 from shop_recs.storefront.tracking import CLIENT_EVENTS
@@ -20,11 +27,64 @@ def external_id_field(**kwargs: Any) -> serializers.CharField:
 
 
 class JSONObjectField(serializers.DictField):
-    """A JSON object, checked as a whole when the service stores it (NUL, depth, size)."""
+    """A JSON object, checked as a whole when the service stores it (NUL, depth, size). Its
+    values may be anything JSON holds, ``null`` included (as the schema says)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("child", serializers.JSONField())
+        kwargs.setdefault("child", serializers.JSONField(allow_null=True))
         super().__init__(**kwargs)
+
+
+class InputSerializer(serializers.Serializer):
+    """The base of every input serializer: a lone surrogate (JSON's ``"\\ud800"``) anywhere in
+    a field, key or value, is that field's error. No UTF-8 encoder can write one, so it would
+    otherwise fail in the database driver, as a 500 that costs the whole request (a batch of
+    events included: each event is validated by itself, so only the bad one is rejected)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        bad = surrogate_fields(data)
+        if bad:
+            raise serializers.ValidationError(
+                {name or "non_field_errors": [SURROGATE_MESSAGE] for name in bad}
+            )
+        return super().to_internal_value(data)
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 timestamp with a time zone (``Z`` or an offset), from 1970 on, returned in
+    UTC: a timestamp without a zone is ambiguous, and PostgreSQL cannot take every offset
+    Python can (``-23:36``), so the value always travels as UTC."""
+
+    default_error_messages = {
+        "naive": "Give a time zone: a trailing Z (UTC) or an offset such as +02:00.",
+        "range": "Must lie between 1970-01-01T00:00:00Z and the year 9999.",
+    }
+
+    def enforce_timezone(self, value: dt.datetime) -> dt.datetime:
+        if timezone.is_naive(value):
+            self.fail("naive")
+        try:
+            value = value.astimezone(dt.UTC)
+        except OverflowError:
+            self.fail("range")
+        if value < EARLIEST_TIMESTAMP:
+            self.fail("range")
+        return value
+
+
+def k_field() -> serializers.IntegerField:
+    """How many results: 1 to SHOP_RECS["SIMILAR_MAX_K"], read when a serializer is built, so
+    the schema's ``maximum`` and the check always agree with the setting."""
+    return serializers.IntegerField(
+        required=False, default=10, min_value=1, max_value=int(recs_settings.SIMILAR_MAX_K)
+    )
+
+
+class _KMixin:
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()  # type: ignore[misc]
+        fields["k"] = k_field()
+        return fields
 
 
 # ------------------------------------------------------------------------ items
@@ -51,8 +111,10 @@ class ItemImageOutputSerializer(serializers.ModelSerializer):
         ]
 
     def get_url(self, obj: ItemImage) -> str | None:
+        # the stored file; an image registered by URL has none until a worker downloaded and
+        # checked it (its origin is ``source_url``)
         if not obj.file:
-            return obj.source_url or None
+            return None
         request = self.context.get("request")
         url = obj.file.url
         return request.build_absolute_uri(url) if request else url
@@ -102,7 +164,7 @@ class ItemOutputSerializer(serializers.ModelSerializer):
         }
 
 
-class ItemUpdateInputSerializer(serializers.Serializer):
+class ItemUpdateInputSerializer(InputSerializer):
     title = serializers.CharField(max_length=500)
     description = serializers.CharField(
         required=False, allow_blank=True, max_length=20000, trim_whitespace=False
@@ -121,24 +183,26 @@ class ItemCreateInputSerializer(ItemUpdateInputSerializer):
     external_id = external_id_field()
 
 
-class ItemListQuerySerializer(serializers.Serializer):
-    """Documents the list filters; values are validated by the catalog's ItemFilter."""
+class ItemListQuerySerializer(InputSerializer):
+    """The list filters: a value that does not parse is a 400 naming the filter (never ignored)."""
 
-    category = serializers.CharField(required=False)
-    brand = serializers.CharField(required=False)
+    category = serializers.CharField(required=False, max_length=200)
+    brand = serializers.CharField(required=False, max_length=200)
+    # (read from a plain dict of the query, not the QueryDict: DRF reads a boolean missing
+    # from a form-like input as False)
     in_stock = serializers.BooleanField(required=False)
     is_active = serializers.BooleanField(required=False)
     price_min = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
     price_max = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
-    updated_since = serializers.DateTimeField(required=False)
+    updated_since = AwareDateTimeField(required=False)
 
 
-class ImageUploadInputSerializer(serializers.Serializer):
+class ImageUploadInputSerializer(InputSerializer):
     file = serializers.FileField(allow_empty_file=False, max_length=255)
     position = serializers.IntegerField(min_value=0, max_value=10000, required=False)
 
 
-class ImageUrlInputSerializer(serializers.Serializer):
+class ImageUrlInputSerializer(InputSerializer):
     url = serializers.URLField(max_length=2000)
     position = serializers.IntegerField(min_value=0, max_value=10000, required=False)
 
@@ -146,7 +210,7 @@ class ImageUrlInputSerializer(serializers.Serializer):
 # ------------------------------------------------------------------------ customers
 
 
-class CustomerInputSerializer(serializers.Serializer):
+class CustomerInputSerializer(InputSerializer):
     external_id = external_id_field()
     attributes = JSONObjectField(required=False)
 
@@ -160,13 +224,13 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
 # ------------------------------------------------------------------------ events
 
 
-class EventInputSerializer(serializers.Serializer):
+class EventInputSerializer(InputSerializer):
     item_id = serializers.CharField(max_length=255)
     event = serializers.ChoiceField(choices=Event.choices)
     customer_id = serializers.CharField(max_length=255, required=False, allow_null=True)
     session_id = serializers.CharField(max_length=128, required=False, allow_blank=True)
     value = serializers.FloatField(required=False, default=1.0)
-    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+    occurred_at = AwareDateTimeField(required=False, allow_null=True)
     idempotency_key = serializers.CharField(max_length=255, required=False, allow_null=True)
     context = JSONObjectField(required=False)
 
@@ -267,7 +331,7 @@ class ClientEventField(serializers.ChoiceField):
     called "event" alike, and this one would clash with that of POST /events/."""
 
 
-class TrackEventInputSerializer(_StrictFieldsMixin, serializers.Serializer):
+class TrackEventInputSerializer(_StrictFieldsMixin, InputSerializer):
     """One event of the current shopper (the browser's session or login)."""
 
     event = ClientEventField(
@@ -296,7 +360,7 @@ class TrackEventInputSerializer(_StrictFieldsMixin, serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class TrackBatchInputSerializer(_StrictFieldsMixin, serializers.Serializer):
+class TrackBatchInputSerializer(_StrictFieldsMixin, InputSerializer):
     """Several events of the current shopper (at most SHOP_RECS["TRACK_MAX_BATCH"])."""
 
     events = TrackEventInputSerializer(many=True, allow_empty=False)
@@ -316,7 +380,7 @@ class TrackOutputSerializer(serializers.Serializer):
 # ------------------------------------------------------------------------ similarity
 
 
-class SimilarityFilterSerializer(serializers.Serializer):
+class SimilarityFilterSerializer(_KMixin, InputSerializer):
     category = serializers.CharField(required=False, max_length=200)
     brand = serializers.CharField(required=False, max_length=200)
     in_stock = serializers.BooleanField(
@@ -329,13 +393,6 @@ class SimilarityFilterSerializer(serializers.Serializer):
     exclude = serializers.CharField(
         required=False, max_length=2000, help_text="Comma-separated external ids to leave out."
     )
-    k = serializers.IntegerField(required=False, default=10, min_value=1)
-
-    def validate_k(self, value: int) -> int:
-        limit = int(recs_settings.SIMILAR_MAX_K)
-        if value > limit:
-            raise serializers.ValidationError(f"At most {limit}.")
-        return value
 
     def validate_exclude(self, value: str) -> list[str]:
         return [v.strip() for v in value.split(",") if v.strip()]
@@ -447,26 +504,24 @@ def _id() -> serializers.CharField:
     return serializers.CharField(max_length=255)
 
 
-class RecommendationRequestSerializer(serializers.Serializer):
+class RecommendationRequestSerializer(_KMixin, InputSerializer):
     customer_id = serializers.CharField(
         required=False, max_length=255, help_text="A known shopper (needs view_customer)."
     )
     session_id = serializers.CharField(
-        required=False, max_length=128, help_text="An anonymous session's id."
+        required=False,
+        max_length=400,
+        help_text="An anonymous session whose recorded events are the history: the caller's "
+        "own browser session (sent with its session cookie), a signed session id "
+        "(shop_recs.storefront.tracking.signed_session_id), or any session id for a token "
+        "with view_interaction. Without it, the browser's own session is used.",
     )
     recent_item_ids = serializers.ListField(
         child=_id(), required=False, max_length=100, help_text="Recently viewed, oldest first."
     )
-    k = serializers.IntegerField(required=False, default=10, min_value=1)
     filters = RecommendationFiltersSerializer(required=False)
     exclude = serializers.ListField(child=_id(), required=False, max_length=1000)
     include_purchased = serializers.BooleanField(required=False, default=False)
-
-    def validate_k(self, value: int) -> int:
-        limit = int(recs_settings.SIMILAR_MAX_K)
-        if value > limit:
-            raise serializers.ValidationError(f"At most {limit}.")
-        return value
 
 
 class RecommendationSerializer(serializers.Serializer):

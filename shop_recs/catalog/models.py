@@ -80,6 +80,28 @@ class ItemImage(models.Model):
         return f"image {self.position} of {self.item_id}"
 
 
+class ItemImageEmbedding(models.Model):
+    """The image encoder's vector of one item image, kept so that adding an image encodes that
+    image alone: an item's ``image`` vector is the mean of its images' normalised vectors
+    (``recsys.encoders.mean_of_normalised``), recomputed from these rows.
+
+    Reused while the image's checksum and the encoder version are those it was computed for.
+    A separate table, so reading images (every item in the API) never loads vectors.
+    """
+
+    image = models.OneToOneField(
+        ItemImage, primary_key=True, related_name="embedding", on_delete=models.CASCADE
+    )
+    dim = models.PositiveIntegerField()
+    vector = VectorField()
+    encoder_version = models.CharField(max_length=300)
+    checksum = models.CharField(max_length=64)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"vector of image {self.image_id}"
+
+
 class Customer(models.Model):
     """A shopper as the store knows it, optionally linked to a Django user."""
 
@@ -447,3 +469,20 @@ class ServedList(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint}: {len(self.item_ids)} items"
+
+
+class CacheEntry(models.Model):
+    """A row of the plugin's own database cache (``shop_recs.api.throttles``): throttle
+    counters shared by every web process when no shared cache is named (``THROTTLE_CACHE``).
+    The columns are those of Django's ``DatabaseCache`` table, which reads and writes it."""
+
+    cache_key = models.CharField(max_length=255, primary_key=True)
+    value = models.TextField()
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "shop_recs_cache"
+        verbose_name_plural = "cache entries"
+
+    def __str__(self) -> str:
+        return self.cache_key

@@ -8,6 +8,9 @@ from django.dispatch import Signal
 
 # kwargs: item_ids (list[int]) — interactions were recorded for these items.
 interactions_recorded = Signal()
+# kwargs: item_ids (list[int]) — interactions of these items were deleted (a customer's
+# personal data erased).
+interactions_deleted = Signal()
 # kwargs: item_ids (list[int]) — items were created or their content (text/images) changed.
 item_content_changed = Signal()
 # kwargs: image_ids (list[int]) — images were added by URL and wait to be fetched.

@@ -4,6 +4,7 @@ bounded images."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -16,6 +17,15 @@ from PIL import Image, UnidentifiedImageError
 from shop_recs.conf import recs_settings
 
 MAX_JSON_DEPTH = 8
+
+#: No timestamp (an event's time, a filter) lies before this: earlier ones are typos or
+#: placeholders such as 0001-01-01, and near year 1 an offset moves a value out of range.
+EARLIEST_TIMESTAMP = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+SURROGATE_MESSAGE = (
+    "Contains a lone surrogate (\\ud800-\\udfff), which is not valid Unicode text: send the "
+    "character itself or its UTF-16 pair."
+)
 
 #: The one rule for the external ids of items and customers (they travel in URL paths).
 EXTERNAL_ID_PATTERN = r"^[^\s/\\?#%\x00-\x1f\x7f]{1,255}$"
@@ -33,8 +43,49 @@ def check_external_id(value: object) -> str:
     return text
 
 
+def has_surrogate(text: str) -> bool:
+    """True when ``text`` holds a lone surrogate: JSON's ``"\\ud800"`` parses to one, and no
+    UTF-8 encoder (PostgreSQL's driver included) can write it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def surrogate_fields(data: Any) -> list[str]:
+    """The top-level keys of a JSON object whose key or value (at any depth) holds a lone
+    surrogate, in order; ``[""]`` when ``data`` is not an object but holds one. Iterative, so
+    any depth is safe."""
+    if not isinstance(data, dict):
+        return [""] if _any_surrogate(data) else []
+    return [
+        str(key) if not (isinstance(key, str) and has_surrogate(key)) else "non_field_errors"
+        for key, value in data.items()
+        if (isinstance(key, str) and has_surrogate(key)) or _any_surrogate(value)
+    ]
+
+
+def _any_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if has_surrogate(node):
+                return True
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                if isinstance(key, str) and has_surrogate(key):
+                    return True
+                stack.append(child)
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    return False
+
+
 def check_json_value(value: Any, *, field: str) -> None:
-    """Reject JSON PostgreSQL cannot store (NUL characters) or that is too deep or too large."""
+    """Reject JSON PostgreSQL cannot store (NUL characters, lone surrogates) or that is too
+    deep or too large."""
 
     def walk(node: Any, depth: int) -> None:
         if depth > MAX_JSON_DEPTH:
@@ -42,10 +93,14 @@ def check_json_value(value: Any, *, field: str) -> None:
         if isinstance(node, str):
             if "\x00" in node:
                 raise ValidationError({field: ["NUL characters are not allowed."]})
+            if has_surrogate(node):
+                raise ValidationError({field: [SURROGATE_MESSAGE]})
         elif isinstance(node, dict):
             for key, child in node.items():
                 if not isinstance(key, str) or "\x00" in key:
                     raise ValidationError({field: ["Keys must be strings without NUL."]})
+                if has_surrogate(key):
+                    raise ValidationError({field: [f"A key: {SURROGATE_MESSAGE}"]})
                 walk(child, depth + 1)
         elif isinstance(node, list):
             for child in node:
@@ -108,13 +163,22 @@ def inspect_image(stream: IO[bytes], *, field: str = "file") -> ImageInfo:
                     }
                 )
             mime = Image.MIME.get(fmt, "application/octet-stream")
-            img.load()  # decodes fully: truncated or corrupt data fails here, not in a worker
+            if fmt == "JPEG":
+                # DCT scaling: every byte is still parsed (truncation is caught) but the pixels
+                # come out at 1/8 of the size, so a 36-megapixel upload does not need ~100 MB
+                # in the web process
+                img.draft(None, (max(1, width // 8), max(1, height // 8)))
+            img.load()  # decodes: truncated or corrupt data fails here, not in a worker
     except ValidationError:
         raise
     except Image.DecompressionBombError as exc:
         raise ValidationError({field: [f"Image is too large (decompression bomb): {exc}"]}) from exc
     except UnidentifiedImageError as exc:
-        raise ValidationError({field: [f"Not a valid image: {exc}"]}) from exc
+        # (Pillow's message names the stream object: "<InMemoryUploadedFile: ...>")
+        allowed = ", ".join(recs_settings.IMAGE_FORMATS)
+        raise ValidationError(
+            {field: [f"Not a valid image: no image format recognised (accepted: {allowed})."]}
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ValidationError({field: [f"The image is corrupt or truncated: {exc}"]}) from exc
     finally:

@@ -20,6 +20,9 @@ from shop_recs.catalog.models import ItemEmbedding
 from shop_recs.conf import recs_settings
 
 HNSW_MAX_DIM = 2000  # pgvector's limit for indexing the vector type
+# pgvector's range of hnsw.ef_search is 1..1000 (SET refuses more); an HNSW scan returns at
+# most ef_search rows, so a longer list is ranked exactly (shop_recs.search.knn).
+HNSW_MAX_EF_SEARCH = 1000
 _SPACE = re.compile(r"^[a-z_]{1,16}$")
 
 
@@ -148,4 +151,9 @@ def set_session_ef_search(sender: object, connection: object, **kwargs: object) 
         return
 
     with connection.cursor() as cursor:  # type: ignore[attr-defined]
-        cursor.execute(f"SET hnsw.ef_search = {int(recs_settings.HNSW_EF_SEARCH)}")
+        cursor.execute(f"SET hnsw.ef_search = {session_ef_search()}")
+
+
+def session_ef_search() -> int:
+    """``HNSW_EF_SEARCH`` within pgvector's range (1..1000)."""
+    return min(max(1, int(recs_settings.HNSW_EF_SEARCH)), HNSW_MAX_EF_SEARCH)

@@ -4,8 +4,11 @@ Encoders are chosen in the plugin settings (``shop_recs.encoding.encoders``) and
 process. Work is idempotent: each (item, space) row is upserted, and an item whose text, images
 and encoder versions are unchanged since its last encoding is skipped (compared by content hash
 + version). A batch runs in four steps: :func:`_plan` (what needs encoding), :func:`_decode`
-(images to pixels; a bad file fails that image only), :func:`_encode` (the encoders; a crash
-fails the batch's items, never the worker), :func:`_store` (one transaction). After a batch is
+(images to pixels, downscaled while decoding; only images without a current vector of their
+own; a bad file fails that image only), :func:`_encode` (the encoders; a crash fails the
+batch's items, never the worker), :func:`_store` (one transaction). Each image's vector is
+stored (``ItemImageEmbedding``), so an item that gains an image encodes that image alone; its
+``image`` vector is the mean of its images' normalised vectors, as before. After a batch is
 stored, :data:`~shop_recs.catalog.signals.items_encoded` tells the other layers (the active
 model's item vectors follow, ``shop_recs.workers.receivers``).
 """
@@ -27,7 +30,14 @@ from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
 from shop_recs.catalog import signals
-from shop_recs.catalog.models import Item, ItemEmbedding, ItemEncoding, ItemImage, Space
+from shop_recs.catalog.models import (
+    Item,
+    ItemEmbedding,
+    ItemEncoding,
+    ItemImage,
+    ItemImageEmbedding,
+    Space,
+)
 from shop_recs.catalog.vectors import ensure_index, indexes_deferred
 from shop_recs.conf import recs_settings
 from shop_recs.encoding.encoders import encoder_versions, image_encoder, item_text_of, text_encoder
@@ -105,11 +115,27 @@ def items_encode(
     return report
 
 
+#: Images are decoded at most this large on their shorter side: twice the input of the bundled
+#: encoders (224 px), so an encoder's own antialiased resize still has more pixels than it
+#: keeps. A 36-megapixel photo then holds ~1 MB of pixels instead of ~100 MB.
+DECODE_SHORT_SIDE = 512
+
+
 def _load_image(image: ItemImage) -> Image.Image:
+    """The image as RGB pixels, downscaled to :data:`DECODE_SHORT_SIDE` on its shorter side.
+    ``thumbnail`` lets JPEG decode at 1/2, 1/4 or 1/8 scale (``draft``), so a large photo is
+    never decoded at full size; other formats are decoded and shrunk right away."""
     with image.file.open("rb") as fh, Image.open(fh) as img:
         if img.width * img.height > recs_settings.MAX_IMAGE_PIXELS:
             raise ValueError(f"image is too large: {img.width}x{img.height} pixels")
-        img.load()
+        scale = DECODE_SHORT_SIDE / min(img.width, img.height)
+        if scale < 1:
+            img.thumbnail(
+                (max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                Image.Resampling.BICUBIC,
+            )
+        else:
+            img.load()
         return img.convert("RGB")
 
 
@@ -129,7 +155,12 @@ class _Plan:
 class _Decoded:
     pixels: list[Image.Image] = field(default_factory=list)
     owners: list[int] = field(default_factory=list)  # item pk of each entry of ``pixels``
+    images: list[ItemImage] = field(default_factory=list)  # the image of each entry
+    # images whose stored vector is current: (item pk, vector), not decoded again
+    reused: list[tuple[int, np.ndarray]] = field(default_factory=list)
     failed: list[ItemImage] = field(default_factory=list)
+    # filled by _encode: the new per-image vectors, stored by _store
+    encoded: list[tuple[ItemImage, np.ndarray]] = field(default_factory=list)
 
 
 def _plan(ids: list[int], *, force: bool, with_images: bool) -> _Plan | None:
@@ -140,6 +171,7 @@ def _plan(ids: list[int], *, force: bool, with_images: bool) -> _Plan | None:
                 "images",
                 queryset=ItemImage.objects.filter(status=ItemImage.Status.READY)
                 .exclude(file="")
+                .select_related("embedding")
                 .order_by("position", "id"),
             ),
             Prefetch(
@@ -175,14 +207,26 @@ def _plan(ids: list[int], *, force: bool, with_images: bool) -> _Plan | None:
     return plan
 
 
-def _decode(items: list[Item]) -> _Decoded:
-    """Every ready image of these items as RGB pixels; a bad file fails that image only."""
+def _decode(items: list[Item], *, image_version: str, force: bool) -> _Decoded:
+    """The ready images of these items that need encoding, as RGB pixels; the others' stored
+    vectors (same file, same encoder version) are reused unless ``force``. A bad file fails
+    that image only."""
     out = _Decoded()
     for item in items:
         for image in item.images.all():
+            stored = getattr(image, "embedding", None)  # select_related; None when missing
+            if (
+                not force
+                and stored is not None
+                and stored.encoder_version == image_version
+                and stored.checksum == image.checksum
+            ):
+                out.reused.append((item.pk, np.asarray(stored.vector, dtype=np.float32)))
+                continue
             try:
                 out.pixels.append(_load_image(image))
                 out.owners.append(item.pk)
+                out.images.append(image)
             except DECODE_ERRORS as exc:
                 image.status, image.error = ItemImage.Status.FAILED, f"cannot decode: {exc}"
                 out.failed.append(image)
@@ -196,8 +240,13 @@ def _encode(
     text_vecs = text_enc.encode_texts([plan.texts[i.pk] for i in plan.todo])
     per_item: dict[int, list[np.ndarray]] = {}
     if decoded.pixels:
-        for owner, vec in zip(decoded.owners, image_enc.encode_images(decoded.pixels), strict=True):
+        vecs = image_enc.encode_images(decoded.pixels)
+        for owner, image, vec in zip(decoded.owners, decoded.images, vecs, strict=True):
             per_item.setdefault(owner, []).append(vec)
+            decoded.encoded.append((image, vec))
+        decoded.pixels.clear()  # the batch's pixels are no longer needed
+    for owner, vec in decoded.reused:
+        per_item.setdefault(owner, []).append(vec)
     weight = float(recs_settings.CONTENT_TEXT_WEIGHT)
     failed_ids = {img.pk for img in decoded.failed}
     out: dict[int, dict[str, tuple[np.ndarray, str, str]]] = {}
@@ -249,6 +298,17 @@ def _store(
         for space, (vec, name, content_hash) in spaces.items()
     ]
     drop_image = [pk for pk, spaces in vectors.items() if Space.IMAGE not in spaces]
+    image_rows = [
+        ItemImageEmbedding(
+            image_id=image.pk,
+            dim=int(vec.shape[-1]),
+            vector=np.asarray(vec, dtype=np.float32),
+            encoder_version=plan.versions[Space.IMAGE],
+            checksum=image.checksum,
+            updated_at=now,
+        )
+        for image, vec in decoded.encoded
+    ]
     for space, dim in {(r.space, r.dim) for r in rows}:
         ensure_index(space, dim)
     errors: dict[int, list[str]] = {}
@@ -275,6 +335,12 @@ def _store(
             ],
         )
         ItemEmbedding.objects.filter(item_id__in=drop_image, space=Space.IMAGE).delete()
+        ItemImageEmbedding.objects.bulk_create(
+            image_rows,
+            update_conflicts=True,
+            unique_fields=["image"],
+            update_fields=["dim", "vector", "encoder_version", "checksum", "updated_at"],
+        )
         if decoded.failed:
             ItemImage.objects.bulk_update(decoded.failed, ["status", "error"])
         ItemEncoding.objects.bulk_create(
@@ -308,7 +374,11 @@ def _encode_batch(ids: list[int], *, force: bool) -> EncodeReport:
         )
     if not plan.todo:
         return report
-    decoded = _decode(plan.todo) if image_enc is not None else _Decoded()
+    decoded = (
+        _decode(plan.todo, image_version=plan.versions[Space.IMAGE], force=force)
+        if image_enc is not None
+        else _Decoded()
+    )
     try:
         vectors = _encode(plan, decoded, text_enc, image_enc)
     except Exception as exc:  # an encoder crash: record it on the items, keep the worker alive
@@ -328,7 +398,7 @@ def _encode_batch(ids: list[int], *, force: bool) -> EncodeReport:
         if isinstance(result, Exception):
             logger.error("after encoding items %s: %r", [i.pk for i in plan.todo][:5], result)
     report.encoded += len(plan.todo)
-    report.images_encoded += len(decoded.pixels)
+    report.images_encoded += len(decoded.encoded)
     report.images_failed += len(decoded.failed)
     return report
 

@@ -114,8 +114,10 @@ def _query_sql(space: str, query: str | StoredVector) -> tuple[str, list[Any], i
 def _image_sql() -> str:
     images = connection.ops.quote_name(ItemImage._meta.db_table)
     return (
-        f"(SELECT coalesce(nullif(im.file, ''), im.source_url) FROM {images} im "
-        "WHERE im.item_id = i.id AND im.status <> 'failed' ORDER BY im.position, im.id LIMIT 1)"
+        # a stored, validated file only: an image registered by URL is neither checked nor
+        # downloaded while pending, so its URL is never shown on a card
+        f"(SELECT im.file FROM {images} im WHERE im.item_id = i.id AND im.status = 'ready' "
+        "AND im.file <> '' ORDER BY im.position, im.id LIMIT 1)"
     )
 
 
@@ -161,10 +163,14 @@ def vector_search(
         f"ORDER BY {expr} {op} (SELECT v FROM q) LIMIT %s"
     )
     knn_params = [*q_params, *explain_params, *params, k]
-    session_ef = int(recs_settings.HNSW_EF_SEARCH)
-    ef = max(session_ef, 2 * k)
+    session_ef = vectors.session_ef_search()
+    max_ef = vectors.HNSW_MAX_EF_SEARCH
+    ef = min(max(session_ef, 2 * k), max_ef)
+    # An HNSW scan yields at most ef_search rows, and pgvector caps ef_search at 1000: longer
+    # lists (recs_export --k 600 asks for 2k = 1200) and unindexed dimensions rank exactly.
+    use_index = dim <= vectors.HNSW_MAX_DIM and k <= max_ef
     with connection.cursor() as cursor:
-        if dim <= vectors.HNSW_MAX_DIM and ef == session_ef and vectors.pgvector_version() < (0, 8):
+        if use_index and ef == session_ef and vectors.pgvector_version() < (0, 8):
             # Fast path: the connection's ef_search (set when it opened) suffices; one
             # statement, no transaction. Falls through to the careful path when the filter
             # starves it.
@@ -173,7 +179,7 @@ def vector_search(
             if len(rows) >= k:
                 return _neighbours(rows, op)
         with transaction.atomic():
-            if dim <= vectors.HNSW_MAX_DIM:
+            if use_index:
                 if vectors.pgvector_version() >= (0, 8):
                     cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
                 while True:
@@ -186,9 +192,9 @@ def vector_search(
                     matching = cursor.fetchone()[0]
                     if len(rows) >= matching:
                         return _neighbours(rows, op)
-                    if matching <= int(recs_settings.EXACT_SCAN_MAX) or ef >= 1000:
+                    if matching <= int(recs_settings.EXACT_SCAN_MAX) or ef >= max_ef:
                         break
-                    ef = min(1000, ef * 4)
+                    ef = min(max_ef, ef * 4)
             # Exact ranking of the matching set: the MATERIALIZED CTE keeps the planner off
             # the index.
             cursor.execute(

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
 
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.dispatch import Signal, receiver
@@ -103,6 +104,32 @@ def shopper_for(request: Any, *, create: bool = True) -> Shopper:
             # Marks the session modified: the session middleware creates it (and its cookie).
             session[SESSION_ID_KEY] = session_id
     return Shopper(customer=customer, session_id=session_id)
+
+
+def session_shopper_id(request: Any) -> str:
+    """This browser's shopper id, read from its Django session ("" when it has none); never
+    creates one."""
+    session = getattr(request, "session", None)
+    return str(session.get(SESSION_ID_KEY) or "") if session is not None else ""
+
+
+_SESSION_SIGNER_SALT = "shop_recs.session_id"
+
+
+def signed_session_id(session_id: str) -> str:
+    """``session_id`` with a signature (Django's ``SECRET_KEY``): what a page may hand to
+    code that asks ``POST /api/v1/recommendations/`` for that session's recommendations
+    from elsewhere than the browser itself. A bare session id reads no history."""
+    return signing.Signer(salt=_SESSION_SIGNER_SALT).sign(session_id)
+
+
+def unsign_session_id(value: str) -> str | None:
+    """The session id a :func:`signed_session_id` value carries, or None when it is not one
+    (unsigned, forged or signed with another key)."""
+    try:
+        return signing.Signer(salt=_SESSION_SIGNER_SALT).unsign(value)
+    except signing.BadSignature:
+        return None
 
 
 def recent_item_ids(request: Any) -> list[str]:

@@ -32,6 +32,11 @@ def on_interactions_recorded(sender: Any, *, item_ids: list[int], **kwargs: Any)
     tasks.refresh_item_stats.delay(list(item_ids))
 
 
+@receiver(signals.interactions_deleted, dispatch_uid="shop_recs.refresh_item_stats_deleted")
+def on_interactions_deleted(sender: Any, *, item_ids: list[int], **kwargs: Any) -> None:
+    tasks.refresh_item_stats.delay(list(item_ids))
+
+
 @receiver(signals.item_content_changed, dispatch_uid="shop_recs.encode_items")
 def on_item_content_changed(sender: Any, *, item_ids: list[int], **kwargs: Any) -> None:
     size = int(recs_settings.ENCODE_BATCH_SIZE)

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +28,7 @@ import requests
 from django.db import connection
 
 from shop_recs.embedded_db import database_url
+from tests.server_support import free_port, server_env, start_gunicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_BUNDLE = ROOT / "demo" / "bundle"
@@ -69,12 +68,6 @@ class LiveServer:
         return requests.request(method, self.url + path, timeout=60, **kwargs)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _chromium_or_fail() -> None:
     if Path(CHROMIUM).exists():
         return
@@ -99,67 +92,33 @@ def demo_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterato
         conn.execute(f'CREATE DATABASE "{name}"')
     data_dir = tmp_path_factory.mktemp("browser-server")
     log = data_dir / "gunicorn.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "shop_recs.settings",
-        "DATABASE_URL": database_url({**cfg, "NAME": name}),
-        "SHOP_RECS_DATA_DIR": str(data_dir),
-        "DJANGO_MEDIA_ROOT": str(data_dir / "media"),
-        "DJANGO_STATIC_ROOT": str(data_dir / "static"),
-        "DJANGO_SERVE_MEDIA": "1",
-        "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
-        "SHOP_RECS_THROTTLE_ANON": "",  # the tests call the API in bursts
-        "SHOP_RECS_THROTTLE_USER": "",
-    }
-    for key in ("CELERY_BROKER_URL", "SHOP_RECS_EMBEDDED_CLEANUP", "DJANGO_ALLOW_ASYNC_UNSAFE"):
-        env.pop(key, None)
-    port = _free_port()
+    env = server_env(
+        database_url({**cfg, "NAME": name}),
+        {
+            "SHOP_RECS_DATA_DIR": str(data_dir),
+            "DJANGO_MEDIA_ROOT": str(data_dir / "media"),
+            "DJANGO_STATIC_ROOT": str(data_dir / "static"),
+            "DJANGO_SERVE_MEDIA": "1",
+            "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+        },
+    )  # throttles off: the tests call the API in bursts
+    port = free_port()
     server = LiveServer(url=f"http://127.0.0.1:{port}", env=env, log=log)
     server.manage("migrate", "--noinput")
     server.manage("collectstatic", "--noinput", "--verbosity", "0")
     server.manage("recs_import", str(DEMO_BUNDLE))
     server.manage("recs_train", "--if-none-active", "--note", "browser tests")
     server.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "a@example.com")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "shop_recs.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--threads",
-            "4",
-            "--timeout",
-            "120",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    web = None
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(server.url + "/admin/login/", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"gunicorn did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+        web = start_gunicorn(
+            env, workers=1, threads=4, port=port, log=log, ready_path="/admin/login/"
+        )
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        print(log.read_text()[-4000:])
+        if web is not None:
+            web.stop()
+        print(log.read_text()[-4000:] if log.exists() else "")
         with psycopg.connect(database_url(admin_cfg), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -202,6 +202,6 @@ def test_train_and_activate_a_model_version(admin_page, demo_server) -> None:
     screenshot(admin_page, "12-model-activated")
 
     body = demo_server.api(
-        "POST", "/api/v1/recommendations/", json={"session_id": "browser", "k": 5}
+        "POST", "/api/v1/recommendations/", json={"recent_item_ids": ["fm-0001"], "k": 5}
     ).json()
     assert body["model_version"] == inactive

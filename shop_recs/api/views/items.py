@@ -46,7 +46,11 @@ class ItemListCreateView(PluginAPIView, generics.ListAPIView):
     write_model = Item
 
     def get_queryset(self) -> Any:
-        return selectors.item_list(filters=self.request.query_params)
+        # A plain dict of the query (last value of each name): a filter that does not parse is
+        # a 400 naming it, never silently dropped.
+        query = s.ItemListQuerySerializer(data=self.request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        return selectors.item_list(filters=dict(query.validated_data))
 
     @extend_schema(
         operation_id="items_list",
@@ -105,9 +109,15 @@ class ItemDetailView(PluginAPIView):
         item = _get_item(external_id)
         return Response(s.ItemOutputSerializer(item, context={"request": request}).data)
 
-    @extend_schema(operation_id="items_destroy", responses={204: None, 404: ERROR, **COMMON_ERRORS})
+    @extend_schema(
+        operation_id="items_destroy",
+        description="Deactivates the item (``is_active`` false): it leaves every list at once, "
+        "and its interactions, images and vectors are kept (history trains the model). "
+        "PATCH ``is_active`` back to true to restore it.",
+        responses={204: None, 404: ERROR, **COMMON_ERRORS},
+    )
     def delete(self, request: Request, external_id: str) -> Response:
-        services.item_delete(item=_get_item(external_id))
+        services.item_deactivate(item=_get_item(external_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from shop_recs.api import serializers as s
 from shop_recs.api.base import PluginAPIView
-from shop_recs.api.parsers import LimitedJSONParser
 from shop_recs.api.permissions import ReadPublicWriteAuthenticated
 from shop_recs.api.views.common import ERROR, READ_ERRORS, _clean_path_id, _external_id_param
 from shop_recs.api.views.lists import _similarity_filters
@@ -19,6 +18,7 @@ from shop_recs.catalog import selectors
 from shop_recs.catalog.models import Customer
 from shop_recs.conf import recs_settings
 from shop_recs.ranking import recommend, served
+from shop_recs.storefront import tracking
 
 
 def _may_read_customer(request: Request, customer: Customer | None) -> bool:
@@ -29,6 +29,33 @@ def _may_read_customer(request: Request, customer: Customer | None) -> bool:
     if user.has_perm("shop_recs_catalog.view_customer"):
         return True
     return customer is not None and customer.user_id == user.pk
+
+
+SESSION_REFUSED = (
+    "Not readable by this caller: a session's history is read by the browser holding that "
+    "session (its session cookie; then leave session_id out), with a signed session id "
+    "(shop_recs.storefront.tracking.signed_session_id), or with a token that has "
+    "view_interaction."
+)
+
+
+def _readable_session(request: Request, requested: str) -> str | None:
+    """The session whose recorded events this request may use as history: the browser's own
+    (its Django session), one named by a signed id, or any one for a caller allowed to read
+    interactions. None when ``requested`` is a bare id of someone else's session: knowing a
+    session id must not reveal what that shopper did."""
+    own = tracking.session_shopper_id(request)
+    if not requested:
+        return own
+    if requested == own:
+        return own
+    signed = tracking.unsign_session_id(requested)
+    if signed is not None:
+        return signed
+    user = request.user
+    if user and user.is_authenticated and user.has_perm("shop_recs_catalog.view_interaction"):
+        return requested
+    return None
 
 
 class QueryPermission(ReadPublicWriteAuthenticated):
@@ -66,6 +93,8 @@ class CustomerRecommendationsView(PluginAPIView):
     """Recommendations for a known shopper: their recent events through the active model,
     else content similarity to them, else popular items; each result says why."""
 
+    schema_public = False  # view_customer, or the customer's own login
+
     @extend_schema(
         operation_id="customers_recommendations",
         parameters=[s.RecommendationQuerySerializer],
@@ -97,7 +126,7 @@ class RecommendationsView(PluginAPIView):
     recently, optionally a known customer (that needs view_customer, or being that customer)."""
 
     permission_classes = [QueryPermission]
-    parser_classes = [LimitedJSONParser]
+    schema_public = True
 
     @extend_schema(
         operation_id="recommendations_create",
@@ -115,9 +144,12 @@ class RecommendationsView(PluginAPIView):
             if not _may_read_customer(request, customer):
                 raise PermissionDenied(
                     "Recommendations for a customer_id need view_customer (or that customer's "
-                    "own login); anonymous shoppers send session_id and recent_item_ids."
+                    "own login); anonymous shoppers send recent_item_ids (and their session)."
                 )
-        session_id = values.get("session_id") or ""
+        requested = values.get("session_id") or ""
+        session_id = _readable_session(request, requested)
+        if session_id is None:
+            raise ValidationError({"session_id": [SESSION_REFUSED]})
         recent = list(values.get("recent_item_ids") or [])
         _, ignored = recommend.shopper_history(recent_item_ids=recent)
         filters = {**values.get("filters", {}), "exclude": values.get("exclude") or ()}
@@ -133,6 +165,6 @@ class RecommendationsView(PluginAPIView):
             request,
             result,
             customer_id=customer_id or None,
-            session_id=session_id or None,
+            session_id=requested or None,
             ignored=ignored,
         )

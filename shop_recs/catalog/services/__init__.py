@@ -15,14 +15,17 @@ from shop_recs.catalog.services.common import (
     items_request_encoding,
 )
 from shop_recs.catalog.services.customers import (
+    PurgeReport,
     customer_create,
     customer_external_id,
     customer_for_user,
+    customer_purge,
     customers_ensure,
 )
 from shop_recs.catalog.services.images import (
     IMAGE_EXTENSIONS,
     item_image_add_file,
+    item_image_check_room,
     item_image_delete,
     next_image_position,
 )
@@ -35,7 +38,7 @@ from shop_recs.catalog.services.interactions import (
 from shop_recs.catalog.services.items import (
     UpsertCounts,
     item_create,
-    item_delete,
+    item_deactivate,
     item_update,
     items_upsert,
 )
@@ -62,17 +65,20 @@ __all__ = [
     "EventOutcome",
     "JobFailed",
     "JobProgress",
+    "PurgeReport",
     "UpsertCounts",
     "announce_after_commit",
     "customer_create",
     "customer_external_id",
     "customer_for_user",
+    "customer_purge",
     "customers_ensure",
     "event_check",
     "interactions_record",
     "item_create",
-    "item_delete",
+    "item_deactivate",
     "item_image_add_file",
+    "item_image_check_room",
     "item_image_delete",
     "item_stats_refresh",
     "item_update",

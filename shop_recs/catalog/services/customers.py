@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
-from shop_recs.catalog.models import Customer
-from shop_recs.catalog.services.common import AlreadyExists, _unique
+from shop_recs.catalog import signals
+from shop_recs.catalog.models import Customer, Interaction
+from shop_recs.catalog.services.common import AlreadyExists, _unique, announce_after_commit
 from shop_recs.catalog.validation import EXTERNAL_ID, check_json_value
 from shop_recs.conf import recs_settings
+
+#: Erasures are logged here (WARNING, so the default logging configuration keeps them).
+erasure_log = logging.getLogger("shop_recs.erasure")
 
 
 def customer_create(
@@ -111,3 +118,55 @@ def _customers_by_external_id(external_ids: set[str]) -> dict[str, Customer]:
         c.external_id: c
         for c in Customer.objects.filter(external_id__in=external_ids).only("id", "external_id")
     }
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    customer: str
+    interactions: int
+    sessions: int
+    items: int
+
+    def summary(self) -> str:
+        return (
+            f"customer {self.customer!r}: {self.interactions} interactions deleted "
+            f"(including the anonymous events of {self.sessions} browser sessions), "
+            f"{self.items} items' statistics refreshed"
+        )
+
+
+def customer_purge(*, customer: Customer, by: str = "", dry_run: bool = False) -> PurgeReport:
+    """Erase a customer's personal data (a data subject's request): every interaction of the
+    customer, the anonymous events of the browser sessions those carry (the same shopper
+    before logging in), and the customer itself (its attributes and the link to a shop user).
+    The only way the plugin deletes history; it is logged (``shop_recs.erasure``) with ``by``.
+
+    The items' statistics are refreshed after commit; the next trained model no longer knows
+    the customer (earlier model versions keep what they learnt until deleted).
+    With ``dry_run`` nothing is deleted and the report says what would be.
+    """
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().get(pk=customer.pk)
+        sessions = set(
+            Interaction.objects.filter(customer=customer)
+            .exclude(session_id="")
+            .values_list("session_id", flat=True)
+        )
+        events = Interaction.objects.filter(
+            Q(customer=customer) | Q(customer__isnull=True, session_id__in=sessions)
+        )
+        item_ids = sorted(set(events.values_list("item_id", flat=True)))
+        report = PurgeReport(
+            customer=customer.external_id,
+            interactions=events.count(),
+            sessions=len(sessions),
+            items=len(item_ids),
+        )
+        if dry_run:
+            return report
+        events.delete()
+        customer.delete()
+        if item_ids:
+            announce_after_commit(signals.interactions_deleted, item_ids=item_ids)
+    erasure_log.warning("erased personal data of %s (by %s)", report.summary(), by or "unknown")
+    return report

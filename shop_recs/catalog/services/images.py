@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import IO
 
+from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.db import transaction
 from django.db.models import Max
@@ -14,6 +15,7 @@ from django.db.models import Max
 from shop_recs.catalog.models import Item, ItemImage
 from shop_recs.catalog.services.common import items_content_changed
 from shop_recs.catalog.validation import inspect_image
+from shop_recs.conf import recs_settings
 
 # Fields whose change alters what an encoder sees; price/stock changes do not re-encode.
 IMAGE_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
@@ -32,11 +34,12 @@ def item_image_add_file(
     if existing is not None:
         # The same bytes again: keep one copy (imports and retries re-send images).
         return existing
-    if position is None:
-        position = next_image_position(item)
     ext = IMAGE_EXTENSIONS.get(info.format, "img")
     name = f"{info.checksum[:16]}.{ext}"
     with transaction.atomic():
+        item_image_check_room(item, field="file")
+        if position is None:
+            position = next_image_position(item)
         image = ItemImage(
             item=item,
             position=position,
@@ -52,6 +55,24 @@ def item_image_add_file(
         item.save(update_fields=["updated_at"])
         items_content_changed([item.pk], announce=announce)
     return image
+
+
+def item_image_check_room(item: Item, *, field: str) -> None:
+    """Refuse one more image when the item holds ``MAX_IMAGES_PER_ITEM`` already (every image
+    is decoded and encoded by the workers). Call it inside the transaction that adds the
+    image: it locks the item's row, so concurrent uploads cannot pass the cap together."""
+    limit = int(recs_settings.MAX_IMAGES_PER_ITEM)
+    Item.objects.select_for_update().filter(pk=item.pk).values_list("pk").first()
+    count = ItemImage.objects.filter(item_id=item.pk).count()
+    if count >= limit:
+        raise ValidationError(
+            {
+                field: [
+                    f"Item {item.external_id!r} has {count} images, the most allowed "
+                    f"(SHOP_RECS['MAX_IMAGES_PER_ITEM'] = {limit}): delete one first."
+                ]
+            }
+        )
 
 
 def item_image_delete(*, image: ItemImage) -> None:

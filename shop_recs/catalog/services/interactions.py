@@ -17,7 +17,7 @@ from shop_recs.catalog import signals
 from shop_recs.catalog.models import Customer, Event, Interaction, Item
 from shop_recs.catalog.services.common import announce_after_commit
 from shop_recs.catalog.services.customers import _customers_by_external_id
-from shop_recs.catalog.validation import check_json_value
+from shop_recs.catalog.validation import EARLIEST_TIMESTAMP, check_json_value
 from shop_recs.conf import recs_settings
 
 
@@ -60,6 +60,8 @@ def event_check(event: EventIn) -> dict[str, list[str]]:
             limit = timezone.now() + timedelta(seconds=recs_settings.EVENTS_MAX_FUTURE_SECONDS)
             if event.occurred_at > limit:
                 errors["occurred_at"] = ["Lies in the future."]
+            elif event.occurred_at < EARLIEST_TIMESTAMP:
+                errors["occurred_at"] = ["Lies before 1970-01-01T00:00:00Z."]
     if event.context:
         try:
             check_json_value(event.context, field="context")

@@ -70,11 +70,12 @@ def item_update(*, item: Item, data: dict[str, Any], announce: bool = True) -> I
     return item
 
 
-def item_delete(*, item: Item) -> None:
-    with transaction.atomic():
-        for image in item.images.exclude(file=""):
-            image.file.delete(save=False)
-        item.delete()
+def item_deactivate(*, item: Item) -> Item:
+    """Take an item out of every list, keeping everything it has: its interactions are
+    training data and the history shoppers' recommendations are explained by, rules and
+    vectors survive, and a product that comes back resumes where it was (``is_active``
+    true). Deleting an item's history is never a side effect of removing it from the shop."""
+    return item_update(item=item, data={"is_active": False})
 
 
 @dataclass

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from shop_recs.catalog import services
 from shop_recs.catalog.media import image_url
 from shop_recs.catalog.models import Customer, Interaction, Item, ItemImage
 from shop_recs.dashboard.admin.site import site
@@ -24,16 +26,16 @@ PREVIEW_MAX_ITEMS = 20
 
 
 def _thumbnails(item_ids: list[int]) -> dict[int, str]:
-    """The first usable image of each item, as a URL."""
+    """The first stored image of each item, as a URL (never a pending URL's)."""
     out: dict[int, str] = {}
     rows = (
-        ItemImage.objects.filter(item_id__in=item_ids)
-        .exclude(status=ItemImage.Status.FAILED)
+        ItemImage.objects.filter(item_id__in=item_ids, status=ItemImage.Status.READY)
+        .exclude(file="")
         .order_by("item_id", "position", "id")
-        .values_list("item_id", "file", "source_url")
+        .values_list("item_id", "file")
     )
-    for item_id, file, source_url in rows:
-        out.setdefault(item_id, image_url(file or source_url))
+    for item_id, file in rows:
+        out.setdefault(item_id, image_url(file))
     return out
 
 
@@ -54,6 +56,37 @@ class CustomerAdmin(admin.ModelAdmin):
     raw_id_fields = ("user",)
     change_form_template = "admin/shop_recs_catalog/customer/change_form.html"
     change_list_template = "admin/shop_recs_catalog/customer/change_list.html"
+    actions = ["purge_personal_data"]
+
+    @admin.action(
+        description="Erase personal data (delete these customers and all their events)",
+        permissions=["delete"],
+    )
+    def purge_personal_data(self, request: HttpRequest, queryset: Any) -> Any:
+        """The erasure of a data subject's request (services.customer_purge), after a page
+        that says what will be deleted; logged with the admin user."""
+        customers = list(queryset.order_by("pk"))
+        if request.POST.get("confirm") == "yes":
+            by = f"admin user {request.user.get_username()!r}"
+            reports = [services.customer_purge(customer=c, by=by) for c in customers]
+            self.message_user(
+                request,
+                f"Erased {len(reports)} customer(s) and "
+                f"{sum(r.interactions for r in reports)} events.",
+                messages.SUCCESS,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Erase personal data?",
+            "previews": [services.customer_purge(customer=c, dry_run=True) for c in customers],
+            "customers": customers,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(
+            request, "admin/shop_recs_catalog/customer/purge_confirmation.html", context
+        )
 
     def get_urls(self) -> list[Any]:
         extra = [

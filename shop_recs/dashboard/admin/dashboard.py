@@ -138,12 +138,12 @@ def _try_similar(external_id: str, space: str, k: int) -> dict[str, Any]:
     query = selectors.item_get(external_id=external_id)
     if query is None:
         return {"message": f"No item with external id {external_id!r}."}
-    image = next((im for im in query.images.all() if im.status != ItemImage.Status.FAILED), None)
+    image = next(
+        (im for im in query.images.all() if im.status == ItemImage.Status.READY and im.file), None
+    )
     query_card = {
         "item": query,
-        "image_url": image_url(
-            (image.file.name if image.file else image.source_url) if image else ""
-        ),
+        "image_url": image_url(image.file.name if image else ""),
         "url": admin_url("shop_recs_catalog_item_change", query.pk),
     }
     preview = similar_in_space(external_id=external_id, space=space, k=k, filters=SimilarFilters())

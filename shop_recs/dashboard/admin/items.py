@@ -101,9 +101,9 @@ class ItemAdmin(admin.ModelAdmin):
     @admin.display(description="image")
     def thumbnail(self, obj: Item) -> str:
         for image in obj.images.all():  # prefetched, in position order
-            if image.status == ItemImage.Status.FAILED:
-                continue
-            url = image.file.url if image.file else image.source_url
+            if image.status != ItemImage.Status.READY or not image.file:
+                continue  # a pending URL is not shown before it was checked and downloaded
+            url = image.file.url
             return format_html(
                 '<img src="{}" alt="" loading="lazy" class="recs-thumb" '
                 'style="height:48px;width:48px;object-fit:cover">',

@@ -5,6 +5,8 @@ queue that runs it outside the shop's request is :mod:`.queue`.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import posixpath
 from collections.abc import Sequence
@@ -55,32 +57,45 @@ def _plan(source: ItemSource, data: dict[str, Any], item: Item | None) -> _Plan:
 
 
 def _sync_images(item: Item, refs: Sequence[ImageRef], *, announce: bool) -> None:
-    """Make the item's images those of the product: add the new ones (files are copied into
-    the plugin's storage, deduplicated by checksum; URLs are fetched by a worker), delete the
-    others. An image that cannot be read or is invalid is skipped with a warning."""
-    keep: set[int] = set()
+    """Make the item's images those of the product: delete the others first (so a product at
+    the ``MAX_IMAGES_PER_ITEM`` cap can swap an image), then add the new ones (files are copied
+    into the plugin's storage, deduplicated by checksum; URLs are fetched by a worker). An image
+    that cannot be read or is invalid is skipped with a warning."""
+    files: dict[str, bytes] = {}
+    for ref in refs:
+        if not ref.url:
+            try:
+                with default_storage.open(ref.name, "rb") as fh:
+                    files[ref.name] = fh.read()
+            except OSError as exc:
+                logger.warning("image %s of item %s skipped: %s", ref.name, item.external_id, exc)
+    wanted_urls = {ref.url for ref in refs if ref.url}
+    wanted_sums = {hashlib.sha256(data).hexdigest() for data in files.values()}
+    for image in item.images.all():
+        if image.source_url in wanted_urls or (image.checksum and image.checksum in wanted_sums):
+            continue
+        services.item_image_delete(image=image)
     for position, ref in enumerate(refs):
+        if not ref.url and ref.name not in files:
+            continue  # unreadable: warned above
         try:
             if ref.url:
-                image = item_image_add_url(item=item, url=ref.url, position=position)
+                item_image_add_url(item=item, url=ref.url, position=position)
             else:
-                with default_storage.open(ref.name, "rb") as fh:
-                    image = services.item_image_add_file(
-                        item=item,
-                        upload=fh,
-                        filename=posixpath.basename(ref.name),
-                        position=position,
-                        announce=announce,
-                    )
-        except (ValidationError, OSError) as exc:
-            reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+                services.item_image_add_file(
+                    item=item,
+                    upload=io.BytesIO(files[ref.name]),
+                    filename=posixpath.basename(ref.name),
+                    position=position,
+                    announce=announce,
+                )
+        except ValidationError as exc:
             logger.warning(
-                "image %s of item %s skipped: %s", ref.url or ref.name, item.external_id, reason
+                "image %s of item %s skipped: %s",
+                ref.url or ref.name,
+                item.external_id,
+                "; ".join(exc.messages),
             )
-            continue
-        keep.add(image.pk)
-    for image in item.images.exclude(pk__in=keep):
-        services.item_image_delete(image=image)
 
 
 def _sync_data(
