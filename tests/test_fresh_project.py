@@ -94,7 +94,6 @@ SHOP_RECS = {
     "CUSTOMER_ID": "user-{pk}",
     "CELERY_APP": "shop_recs.celery.app",
 }
-REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 CELERY_TASK_ALWAYS_EAGER = True
 MEDIA_ROOT = BASE_DIR / "media"
 """
@@ -143,6 +142,8 @@ print("status", page.status_code)
 shown = [s for s in ("p1", "p2", "p3", "p4", "p5") if f"/products/{s}/" in similar]
 print("similar", " ".join(shown))
 print("views", Interaction.objects.filter(event="view", item__external_id="p0").count())
+schema = Client(HTTP_HOST="localhost").get("/api/v1/schema/?format=json").json()
+print("schema", sorted(p for p in schema["paths"] if p.startswith("/api/v1/items/"))[0])
 """
 
 
@@ -222,5 +223,7 @@ def test_readme_steps_on_a_fresh_startproject(tmp_path, fresh_database) -> None:
     # 5. the widget shows the other shirts first (k=3: two shirts and one more)
     assert {"p1", "p2"} <= set(lines["similar"].split()), out
     assert lines["views"] == "1", out
+    # the plugin's schema, in a shop that set nothing of REST_FRAMEWORK
+    assert lines["schema"] == "/api/v1/items/", out
     summary = _run([python, "manage.py", "recs_sync"], cwd=shop, env=env)
     assert "created 0, updated 0, unchanged 6, deactivated 0, failed 0" in summary, summary

@@ -9,6 +9,7 @@ the plain similar list of ``q`` is a1, a2, a3, ... (uneven steps: no ties betwee
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -125,9 +126,16 @@ def test_no_rules_lists_are_unchanged_and_use_the_same_query(shop) -> None:
     # the same statements, but for the rule read (its time parameter differs)
     for captured in (plain, ruled):
         assert sum("merchrule" in q["sql"] for q in captured.captured_queries) == 1
-    assert [q["sql"] for q in ruled.captured_queries if "merchrule" not in q["sql"]] == [
-        q["sql"] for q in plain.captured_queries if "merchrule" not in q["sql"]
-    ]
+
+    # (savepoint names count up: on pgvector 0.8 the scan runs in a transaction of its own)
+    def statements(captured: CaptureQueriesContext) -> list[str]:
+        return [
+            re.sub(r'"s\d+_x\d+"', '"savepoint"', q["sql"])
+            for q in captured.captured_queries
+            if "merchrule" not in q["sql"]
+        ]
+
+    assert statements(ruled) == statements(plain)
 
 
 def test_rule_cache_is_one_query_and_cleared_on_save(shop, settings) -> None:

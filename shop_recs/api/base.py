@@ -12,9 +12,12 @@ uploads adds the multipart parser itself, so the schema advertises exactly what 
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import extend_schema as spectacular_extend_schema
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -55,3 +58,17 @@ class PluginAPIView(APIView):
 
     def get_exception_handler(self) -> Any:
         return exception_handler
+
+
+def extend_schema(**kwargs: Any) -> Callable[[Any], Any]:
+    """drf-spectacular's ``extend_schema`` on the plugin's schema class, whatever the host's
+    ``DEFAULT_SCHEMA_CLASS``: on a view method, drf-spectacular builds its override from that
+    project setting (DRF's own AutoSchema in a shop that never set it, which cannot render an
+    operation), so the plugin's class is given to it first."""
+
+    def decorator(f: Any) -> Any:
+        if inspect.isfunction(f) and not getattr(f, "kwargs", {}).get("schema"):
+            f.kwargs = {**getattr(f, "kwargs", {}), "schema": PluginAutoSchema}
+        return spectacular_extend_schema(**kwargs)(f)
+
+    return decorator

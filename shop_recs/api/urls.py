@@ -1,13 +1,22 @@
+"""The plugin's URLs: ``path("api/v1/", include("shop_recs.api.urls"))`` in a project's urls.
+
+Every name lives in the ``shop_recs`` namespace (``reverse("shop_recs:search")``), so a shop's
+own ``search`` or ``track`` URL names are never shadowed, and the OpenAPI schema documents the
+plugin's endpoints only, under the prefix the shop mounted them at.
+"""
+
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from shop_recs.api import views
+from shop_recs.api.schema import PluginSchemaView
+
+app_name = "shop_recs"
 
 ID = r"(?P<external_id>[^/]+)"
 
-urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+#: The endpoints the schema documents (the schema and docs pages themselves are not in it).
+endpoints = [
     path("items/", views.ItemListCreateView.as_view(), name="item-list"),
     re_path(rf"^items/{ID}/$", views.ItemDetailView.as_view(), name="item-detail"),
     re_path(rf"^items/{ID}/images/$", views.ItemImageListCreateView.as_view(), name="item-images"),
@@ -28,4 +37,10 @@ urlpatterns = [
     path("recommendations/", views.RecommendationsView.as_view(), name="recommendations"),
     path("events/", views.EventIngestView.as_view(), name="events"),
     path("track/", views.TrackView.as_view(), name="track"),
+]
+
+urlpatterns = [
+    path("schema/", PluginSchemaView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="shop_recs:schema"), name="swagger-ui"),
+    *endpoints,
 ]

@@ -8,6 +8,7 @@ query vector, which rules) is decided by the callers in ``shop_recs.ranking``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
@@ -121,6 +122,38 @@ def _image_sql() -> str:
     )
 
 
+@dataclass(frozen=True)
+class ScanPlan:
+    """How a k-NN query scans: ``fast`` (one statement at the connection's ``ef_search``, no
+    transaction), ``use_index`` (HNSW, else an exact scan), the first ``ef`` of the careful
+    path and the ``settings`` it sets (``SET LOCAL``) before scanning."""
+
+    fast: bool
+    use_index: bool
+    ef: int
+    settings: tuple[str, ...]
+
+
+def scan_plan(*, version: tuple[int, ...], dim: int, k: int, session_ef: int) -> ScanPlan:
+    """The scan of :func:`vector_search` for a pgvector ``version``. pgvector 0.8 filters inside
+    the index scan when ``hnsw.iterative_scan`` is on (relaxed order: the statement re-sorts),
+    so a selective filter no longer starves the result; older versions filter after the scan,
+    and the careful path retries with a larger ``ef_search`` or ranks the matches exactly. An
+    HNSW scan yields at most ``ef_search`` rows, which pgvector caps at 1000: longer lists
+    (``recs_export --k 600`` asks for 2k = 1200) and unindexed dimensions rank exactly."""
+    max_ef = vectors.HNSW_MAX_EF_SEARCH
+    ef = min(max(session_ef, 2 * k), max_ef)
+    use_index = dim <= vectors.HNSW_MAX_DIM and k <= max_ef
+    iterative = tuple(version) >= (0, 8)
+    settings = ("SET LOCAL hnsw.iterative_scan = relaxed_order",) if iterative else ()
+    return ScanPlan(
+        fast=use_index and ef == session_ef and not iterative,
+        use_index=use_index,
+        ef=ef,
+        settings=settings,
+    )
+
+
 def vector_search(
     *,
     space: str,
@@ -163,14 +196,12 @@ def vector_search(
         f"ORDER BY {expr} {op} (SELECT v FROM q) LIMIT %s"
     )
     knn_params = [*q_params, *explain_params, *params, k]
-    session_ef = vectors.session_ef_search()
-    max_ef = vectors.HNSW_MAX_EF_SEARCH
-    ef = min(max(session_ef, 2 * k), max_ef)
-    # An HNSW scan yields at most ef_search rows, and pgvector caps ef_search at 1000: longer
-    # lists (recs_export --k 600 asks for 2k = 1200) and unindexed dimensions rank exactly.
-    use_index = dim <= vectors.HNSW_MAX_DIM and k <= max_ef
+    plan = scan_plan(
+        version=vectors.pgvector_version(), dim=dim, k=k, session_ef=vectors.session_ef_search()
+    )
+    use_index, ef, max_ef = plan.use_index, plan.ef, vectors.HNSW_MAX_EF_SEARCH
     with connection.cursor() as cursor:
-        if use_index and ef == session_ef and vectors.pgvector_version() < (0, 8):
+        if plan.fast:
             # Fast path: the connection's ef_search (set when it opened) suffices; one
             # statement, no transaction. Falls through to the careful path when the filter
             # starves it.
@@ -180,8 +211,8 @@ def vector_search(
                 return _neighbours(rows, op)
         with transaction.atomic():
             if use_index:
-                if vectors.pgvector_version() >= (0, 8):
-                    cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                for statement in plan.settings:
+                    cursor.execute(statement)
                 while True:
                     cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
                     cursor.execute(knn, knn_params)

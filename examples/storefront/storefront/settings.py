@@ -104,9 +104,8 @@ SHOP_RECS = {
     "CUSTOMER_ID": "shopper-{pk}",
     "ITEM_URL": "product",  # the URL name of the product page, reversed with external_id=
 }
-# drf-spectacular (the plugin's OpenAPI schema at /api/v1/schema/) needs its schema class; the
-# plugin's endpoints bring their own permissions, throttles and parsers, whatever else is here.
-REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+# No REST_FRAMEWORK settings: the plugin's endpoints bring their own permissions, throttles,
+# parsers and schema class, whatever a shop sets here.
 # Celery: a broker when CELERY_BROKER_URL is set, else tasks run in-process (no worker needed).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL

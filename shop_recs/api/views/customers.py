@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from shop_recs.api import serializers as s
-from shop_recs.api.base import PluginAPIView
+from shop_recs.api.base import PluginAPIView, extend_schema
 from shop_recs.api.views.common import (
     COMMON_ERRORS,
     ERROR,

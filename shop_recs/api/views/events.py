@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ValidationError
@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from shop_recs.api import serializers as s
-from shop_recs.api.base import PluginAPIView
+from shop_recs.api.base import PluginAPIView, extend_schema
 from shop_recs.api.parsers import LimitedJSONParser
 from shop_recs.api.views.common import COMMON_ERRORS, ERROR
 from shop_recs.catalog import services

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from shop_recs.api import serializers as s
-from shop_recs.api.base import PluginAPIView
+from shop_recs.api.base import PluginAPIView, extend_schema
 from shop_recs.api.parsers import LimitedJSONParser
 from shop_recs.api.views.common import (
     COMMON_ERRORS,

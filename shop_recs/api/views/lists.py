@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from shop_recs.api import serializers as s
-from shop_recs.api.base import PluginAPIView
+from shop_recs.api.base import PluginAPIView, extend_schema
 from shop_recs.api.views.common import ERROR, READ_ERRORS, _clean_path_id, _external_id_param
 from shop_recs.ranking import served
 from shop_recs.ranking.similar import items_search, similar_items

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from shop_recs.api import serializers as s
-from shop_recs.api.base import PluginAPIView
+from shop_recs.api.base import PluginAPIView, extend_schema
 from shop_recs.api.permissions import ReadPublicWriteAuthenticated
 from shop_recs.api.views.common import ERROR, READ_ERRORS, _clean_path_id, _external_id_param
 from shop_recs.api.views.lists import _similarity_filters

@@ -99,16 +99,12 @@ def recommended_for(
 
 
 def _api_base() -> str:
-    """Where the shop mounted the API (``include("shop_recs.api.urls")``). The URL names are
-    the API's plain ones; two must agree, so a shop URL that happens to be named "track" is
-    not mistaken for it."""
+    """Where the shop mounted the API (``include("shop_recs.api.urls")``), from the plugin's
+    own namespaced URL names (a shop URL named "track" is never mistaken for it)."""
     try:
-        base = reverse("track").removesuffix("track/")
-        if reverse("recommendations") == f"{base}recommendations/":
-            return base
+        return reverse("shop_recs:track").removesuffix("track/")
     except NoReverseMatch:
-        pass
-    return DEFAULT_API
+        return DEFAULT_API
 
 
 @register.simple_tag(takes_context=True)
