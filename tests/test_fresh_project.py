@@ -6,6 +6,7 @@ reconciles, `check` passes, and a product page renders the similar-items widget.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -173,8 +174,14 @@ def test_readme_steps_on_a_fresh_startproject(tmp_path, fresh_database) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SHOP_RECS_"))}
     # 1. install: a wheel built from this checkout, into a folder of its own
     wheels, site = tmp_path / "wheels", tmp_path / "site"
+    # from a copy without build leftovers (setuptools reuses build/, which may hold modules
+    # this checkout no longer has)
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".data", "build", "dist", "*.egg-info", "test-artifacts", "__pycache__"
+    ))  # fmt: skip
     _run([python, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-          str(wheels), str(ROOT)], cwd=tmp_path, env=env)  # fmt: skip
+          str(wheels), str(source)], cwd=tmp_path, env=env)  # fmt: skip
     wheel = next(wheels.glob("shop_recs-*.whl"))
     # what `pip install shop-recs` brings: no embedded database, server or test packages
     with zipfile.ZipFile(wheel) as archive:
