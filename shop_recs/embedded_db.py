@@ -38,7 +38,10 @@ def embedded_database(data_dir: Path, *, cleanup: str | None = None) -> dict[str
             "to a PostgreSQL server with the pgvector extension."
         ) from exc
 
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # pgserver checks for pgdata, then creates it with exist_ok=False: two processes starting at
+    # once both see it missing and one fails (FileExistsError). Created here, idempotently; the
+    # initdb and start-up that follow are serialised by pgserver's own lock.
+    (data_dir / "pgdata").mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir / "pgdata", cleanup_mode=cleanup)
     info = server.get_postmaster_info()
     if server.pgdata not in STARTED:
