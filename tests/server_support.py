@@ -109,9 +109,11 @@ def start_gunicorn(
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if requests.get(server.url + ready_path, timeout=2).ok:
+            if requests.get(server.url + ready_path, timeout=10).ok:
                 return server
-        except requests.ConnectionError:
+        # a first request can take long on a loaded machine (the worker's first database
+        # connection, imports): a read timeout means "not ready yet", as a refused connection
+        except (requests.ConnectionError, requests.Timeout):
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             server.stop()
