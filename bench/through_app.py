@@ -188,6 +188,7 @@ def app_run(
     *,
     budget_seconds: float,
     work: Path,
+    families: Sequence[str] | None = None,
     quiet: bool = True,
 ) -> dict[str, Any]:
     """One protocol x seed through the app (module docstring); Django is set up and the
@@ -205,6 +206,7 @@ def app_run(
         "TRAIN_BUDGET_SECONDS": budget_seconds,
         "TRAIN_SEED": split.seed,
         "TRAIN_MIN_INTERACTIONS": 1,
+        "MODEL_FAMILIES": list(families) if families else None,
     }
     from django.conf import settings
 
@@ -252,6 +254,7 @@ def run(
     ks: Sequence[int],
     *,
     budget_seconds: float,
+    families: Sequence[str] | None = None,
     quiet: bool = True,
     log: Any = sys.stderr,
 ) -> dict[str, list[dict[str, Any]]]:
@@ -262,11 +265,19 @@ def run(
     out: dict[str, list[dict[str, Any]]] = {}
     try:
         started = time.perf_counter()
-        print(f"through the app: {import_catalogue(bundle, quiet=quiet)}", file=log, flush=True)
+        imported = import_catalogue(bundle, quiet=quiet)
+        print(f"through the app: {imported}", file=log, flush=True)
         print(f"  catalogue imported in {time.perf_counter() - started:.0f} s", file=log)
         for split in splits:
             run_ = app_run(
-                bundle, split, rows, ks, budget_seconds=budget_seconds, work=work, quiet=quiet
+                bundle,
+                split,
+                rows,
+                ks,
+                budget_seconds=budget_seconds,
+                work=work,
+                families=families,
+                quiet=quiet,
             )
             out.setdefault(split.protocol, []).append(run_)
             m, s = run_["metrics"], run_["seconds"]
