@@ -7,6 +7,7 @@ in-memory row on every protocol (issue 12, item 2).
 from __future__ import annotations
 
 import csv
+import random
 import sys
 from pathlib import Path
 
@@ -36,8 +37,8 @@ PER_FAMILY = 8
 
 
 def write_bundle(root: Path) -> Path:
-    """32 items in four families; 80 shoppers, each with 7 rated items of one family (time
-    ordered), a low rating now and then (not a positive)."""
+    """32 items in four families; 80 shoppers, each with 7 rated items, 6 of one family and one
+    of another (time ordered), a low rating now and then (not a positive)."""
     root.mkdir()
     with (root / "items.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=ITEM_COLUMNS)
@@ -56,11 +57,15 @@ def write_bundle(root: Path) -> Path:
                     }
                 )
     names = list(FAMILIES)
+    rng = random.Random(0)
     rows = []
     for u in range(USERS):
         family = names[u % len(names)]
-        for j in range(PER_USER):
-            item = f"{family}-{(u // len(names) + j) % PER_FAMILY}"
+        items = [f"{family}-{(u // len(names) + j) % PER_FAMILY}" for j in range(PER_USER - 1)]
+        # one item of another family, somewhere in the shopper's history
+        stray = rng.choice([f for f in names if f != family])
+        items.insert(rng.randrange(PER_USER), f"{stray}-{rng.randrange(PER_FAMILY)}")
+        for j, item in enumerate(items):
             rows.append((f"u{u}", item, "rating", "2" if (u + j) % 7 == 0 else "5", u * 10 + j))
     rows.sort(key=lambda r: r[4])
     with (root / "interactions.csv").open("w", newline="") as fh:
@@ -80,14 +85,16 @@ def test_the_app_path_ranks_what_the_bench_ranks(tmp_path, settings) -> None:
     bundle = write_bundle(tmp_path / "tiny")
     dataset = bundle_dataset(bundle, cache_dir=tmp_path / "cache", progress=False)
     assert dataset.n_items == 32 and dataset.n_users == USERS
-    budget, families, ks = 20.0, ["ease"], [10]
+    # a budget the whole EASE search fits in, so both runs try the same candidates
+    budget, families, ks = 30.0, ["ease"], [10]
     splits = [make_split(dataset, p, 0) for p in ("warm", "cold-items", "cold-users")]
-    in_memory = {}
+    in_memory, chosen = {}, {}
     for split in splits:
         selection = select_model(
             split.train, budget_seconds=budget, seed=0, families=families, progress=False
         )
         in_memory[split.protocol] = [evaluate(selection.model, split, ks=ks)]
+        chosen[split.protocol] = selection.chosen["params"]
     runs = through_app.run(
         bundle, dataset, splits, ks, budget_seconds=budget, families=families, log=None
     )
@@ -103,6 +110,8 @@ def test_the_app_path_ranks_what_the_bench_ranks(tmp_path, settings) -> None:
                 name,
                 app["metrics"][name],
                 mem[name],
+                app["summary"],
+                chosen[split.protocol],
             )
         lines, ok = through_app.comparison_rows(split.protocol, [mem], [app], ks)
         assert ok and "through the app (ease)" in "\n".join(lines)
