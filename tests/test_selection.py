@@ -37,7 +37,9 @@ def fitted(shop):
     hybrid = HybridRecommender(**{**FAST_HYBRID, "validation_fraction": 0.0, "max_epochs": 10})
     hybrid.fit(dataset, progress=False)
     ease = EASERecommender(l2=20.0).fit(dataset)
-    blend = BlendRecommender(warm=[0.5, 20.0], cold=[1.0, 5.0], popularity=0.3)
+    blend = BlendRecommender(
+        warm=[0.5, 20.0], cold=[1.0, 5.0], popularity=0.3, new=[2.0, 0.5], new_popularity=0.1
+    )
     blend.with_parts([hybrid, ease], dataset)
     return hybrid, ease, blend
 
@@ -192,15 +194,14 @@ def test_blend_inner_product_is_the_weighted_sum_of_family_scores(shop, fitted) 
     hybrid, ease, blend = fitted
     users = [0, 5, None]
     histories = [[], [], [1, 2, 3]]
-    expected = (
-        0.5 * hybrid.score_items(users, histories)
-        + 20.0 * ease.score_items(users, histories)
-        + 0.3 * blend._pop[None, :]
-    )
+    sh, se = hybrid.score_items(users, histories), ease.score_items(users, histories)
     cold = ~blend._has_events
-    expected[:, cold] = (
-        1.0 * hybrid.score_items(users, histories) + 5.0 * ease.score_items(users, histories)
-    )[:, cold]
+    item_h = np.where(cold, 1.0, 0.5)[None, :]
+    item_e = np.where(cold, 5.0, 20.0)[None, :]
+    user_h = np.array([1.0, 1.0, 2.0])[:, None]  # the anonymous session gets the "new" mix
+    user_e = np.array([1.0, 1.0, 0.5])[:, None]
+    prior = np.array([0.3, 0.3, 0.1])[:, None] * blend._pop[None, :]
+    expected = user_h * item_h * sh + user_e * item_e * se + prior
     assert np.allclose(blend.score_items(users, histories), expected, rtol=1e-4, atol=1e-4)
     assert blend.vector_dim <= 2000
 

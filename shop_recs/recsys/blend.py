@@ -5,14 +5,17 @@ Every component is a :class:`~shop_recs.recsys.base.VectorRecommender` whose vec
 stored item vectors and is zero over it (the hybrid model and EASE both are). The blend stores,
 per item::
 
-    [ w_1(seg) * scoring_1 | ... | w_F(seg) * scoring_F | history_1 | ... | history_F | β * pop ]
+    [ w_1(seg) * scoring_1 | ... | w_F(seg) * scoring_F | history_1 | ... | history_F | pop ]
 
-and a user vector ``[u_1 | ... | u_F | 0 ... 0 | 1]``, so the inner product is exactly
-``Σ_f w_f(seg) * score_f + β * pop``: the weighted sum of the family scores plus a popularity
-prior (``pop = log1p(positives) / log1p(max)``, 0 for items without events). ``seg`` is
-``warm`` for items with training events and ``cold`` for the others (new items get the cold
-weights), because the mix that ranks items with a history well is not the one that ranks
-content-only vectors well; both are chosen on validation (:mod:`shop_recs.recsys.selection`).
+and a user vector ``[m_1 * u_1 | ... | m_F * u_F | 0 ... 0 | β]``, so the inner product is
+exactly ``Σ_f m_f * w_f(seg) * score_f + β * pop``: the weighted sum of the family scores plus
+a popularity prior (``pop = log1p(positives) / log1p(max)``, 0 for items without events).
+``seg`` is ``warm`` for items with training events and ``cold`` for the others (new items get
+the cold weights), because the mix that ranks items with a history well is not the one that
+ranks content-only vectors well. ``m`` and ``β`` are 1 and ``popularity`` for shoppers the
+model was trained on and ``new`` / ``new_popularity`` for the others (anonymous sessions and
+new customers with a few events). All are chosen on validation
+(:mod:`shop_recs.recsys.selection`).
 
 Loading is torch-free: components are read back through :func:`load_vectors`, which serves a
 hybrid component with the numpy towers of :mod:`shop_recs.recsys.hybrid_numpy`.
@@ -86,6 +89,8 @@ class BlendRecommender(VectorRecommender):
         warm: Sequence[float],
         cold: Sequence[float] | None = None,
         popularity: float = 0.0,
+        new: Sequence[float] | None = None,
+        new_popularity: float | None = None,
         factories: Sequence[Callable[[], VectorRecommender]] = (),
         names: Sequence[str] = (),
     ) -> None:
@@ -97,6 +102,12 @@ class BlendRecommender(VectorRecommender):
         self.warm = [float(w) for w in warm]
         self.cold = [float(w) for w in (cold if cold is not None else warm)]
         self.popularity = float(popularity)
+        # Shoppers the model never saw (anonymous sessions, new customers) get their own mix:
+        # a few revealed items favour other families than a long history does.
+        self.new = [float(w) for w in (new if new is not None else [1.0] * n)]
+        if len(self.new) != n:
+            raise ValueError(f"need one new-shopper weight per component ({n})")
+        self.new_popularity = float(popularity if new_popularity is None else new_popularity)
         self.names = list(names) or [getattr(p, "family", type(p).__name__) for p in self.parts]
         self.user_map = IdMap()
         self.item_map = IdMap()
@@ -148,7 +159,7 @@ class BlendRecommender(VectorRecommender):
         for f, vecs in enumerate(component_vectors):
             out[:, at : at + history[f]] = vecs[:, scoring[f] :]
             at += history[f]
-        out[:, -1] = self.popularity * pop
+        out[:, -1] = pop
         return out
 
     def _split(self, vectors: np.ndarray) -> list[np.ndarray]:
@@ -249,12 +260,15 @@ class BlendRecommender(VectorRecommender):
     ) -> np.ndarray:
         hv = np.asarray(history_vectors, np.float32).reshape(-1, self.vector_dim)
         scoring, _ = self._widths()
+        known = user is not None and user in self.user_map
+        mix = [1.0] * len(self.parts) if known else self.new
         out = np.zeros(self.vector_dim, np.float32)
         at = 0
         for f, (part, view) in enumerate(zip(self.parts, self._split(hv), strict=True)):
-            out[at : at + scoring[f]] = part.user_vector(user, view, history_weights)[: scoring[f]]
+            u = part.user_vector(user, view, history_weights)[: scoring[f]]
+            out[at : at + scoring[f]] = mix[f] * u
             at += scoring[f]
-        out[-1] = 1.0
+        out[-1] = self.popularity if known else self.new_popularity
         return out
 
     def contributions(
@@ -269,13 +283,15 @@ class BlendRecommender(VectorRecommender):
         items = np.asarray(item_vectors, np.float32).reshape(-1, self.vector_dim)
         total = np.zeros((len(items), len(hv)), np.float32)
         scoring, _ = self._widths()
+        known = user is not None and user in self.user_map
+        mix = [1.0] * len(self.parts) if known else self.new
         at = 0
         for f, (part, hview, iview) in enumerate(
             zip(self.parts, self._split(hv), self._split(items), strict=True)
         ):
             # the item view needs the (weighted) scoring part, which _split leaves zero
             iview[:, : scoring[f]] = items[:, at : at + scoring[f]]
-            total += part.contributions(user, hview, history_weights, iview)
+            total += mix[f] * part.contributions(user, hview, history_weights, iview)
             at += scoring[f]
         return total
 
@@ -329,6 +345,8 @@ class BlendRecommender(VectorRecommender):
                 "warm": self.warm,
                 "cold": self.cold,
                 "popularity": self.popularity,
+                "new": self.new,
+                "new_popularity": self.new_popularity,
                 "history": self.training_history_,
             },
         )
@@ -346,6 +364,8 @@ class BlendRecommender(VectorRecommender):
             warm=meta["warm"],
             cold=meta["cold"],
             popularity=meta["popularity"],
+            new=meta["new"],
+            new_popularity=meta["new_popularity"],
             names=[c["family"] for c in meta["components"]],
         )
         model.parts = parts

@@ -23,6 +23,7 @@ process can load the artefact cheaply.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import time
@@ -286,6 +287,34 @@ class EASERecommender(VectorRecommender):
             if overlap >= self.config.rank_tolerance:
                 return r, agreement
         return full, agreement
+
+    def remap_cold(
+        self, features: ItemFeatures | None, *, content_k: int, content_temperature: float
+    ) -> EASERecommender:
+        """A copy whose items without EASE columns are mapped from content with another
+        neighbourhood (``features`` = the item features of the dataset it was fitted on).
+        The expensive part of the fit is shared, so selection can tune the cold-item mapping
+        for the price of a k-NN."""
+        other = copy.copy(self)
+        other.config = EASEConfig.from_dict(
+            {**self.config.to_dict(), "content_k": content_k,
+             "content_temperature": content_temperature}
+        )  # fmt: skip
+        n = len(self.item_map)
+        cold = np.setdiff1d(np.arange(n), self._warm_rows)
+        vectors = self._vectors.copy()
+        content = other._content(features, n)
+        if len(cold) and content.shape[1]:
+            vectors[cold] = knn_mix(
+                content[cold],
+                self._warm_content,
+                self._vectors[self._warm_rows],
+                k=content_k,
+                temperature=content_temperature,
+            )
+        other._vectors = vectors
+        other._set_version()
+        return other
 
     def _content(self, features: ItemFeatures | None, n: int) -> np.ndarray:
         return content_matrix(

@@ -567,6 +567,30 @@ def _search_ease(search: _Search, val: Validation) -> list[dict[str, Any]]:
                     variant,
                 )
             )
+        # the content neighbourhood that places items without events (cold-items only)
+        if "cold-items" in val.splits:
+            _objectives(search.table)
+            okr = [r for r in rows if r["status"] == "ok"]
+            best = max(okr, key=lambda r: r.get("objective", 0.0))
+            model = search.fitted[search.table.index(best)]
+            for k, temperature in ((20, 0.02), (20, 0.1), (50, 0.05), (5, 0.05)):
+                if search.left() < 10:
+                    break
+                tick = time.perf_counter()
+                variant = model.remap_cold(
+                    val.train.item_features, content_k=k, content_temperature=temperature
+                )
+                params = {**best["params"], "content_k": k, "content_temperature": temperature}
+                rows.append(
+                    search.add(
+                        "ease",
+                        params,
+                        "ok",
+                        time.perf_counter() - tick,
+                        _metrics(variant, val),
+                        variant,
+                    )
+                )
     return rows
 
 
@@ -664,7 +688,6 @@ def _search_hybrid(
 def _search_blend(
     search: _Search, val: Validation, best_h: dict[str, Any], best_e: dict[str, Any]
 ) -> None:
-    from .blend import BlendRecommender
 
     tick = time.perf_counter()
     hyb = search.fitted[search.table.index(best_h)]
@@ -680,47 +703,86 @@ def _search_blend(
     pop = (np.log1p(counts) / np.log1p(max(int(counts.max(initial=0)), 1))).astype(np.float32)
     cold = counts == 0
 
-    def run(protocol: str, a: float, c: float, beta: float) -> dict[str, float]:
+    def run(
+        protocol: str, a: float, c: float, beta: float, mh: float = 1.0, me: float = 1.0
+    ) -> dict[str, float]:
         sh, se = cache[protocol]
         wh = np.where(cold, c, a)
-        scores = sh * wh[None, :] + se * (1 - wh)[None, :] + beta * pop[None, :]
+        scores = (mh * wh)[None, :] * sh + (me * (1 - wh))[None, :] * se + beta * pop[None, :]
         m = evaluate(_Fixed(scores), val.splits[protocol], ks=(10,))
         return {"recall@10": m["recall@10"], "ndcg@10": m["ndcg@10"]}
 
-    alphas = [round(float(x), 2) for x in np.linspace(0.0, 1.0, 11)]
+    # shares stay inside (0, 1) so a new shopper's mix is a finite multiple of the known one's
+    alphas = [round(float(x), 2) for x in np.linspace(0.05, 0.95, 10)]
     betas = (0.0, 0.25, 0.5, 1.0, 2.0)
-    warm_protocols = [p for p in val.splits if p != "cold-items"]
-    best_score, best_a, best_b = -1.0, 0.5, 0.0
+    known_protocols = [p for p in val.splits if p in ("warm", "next")] or [
+        p for p in val.splits if p != "cold-items"
+    ]
+    # 1) shoppers the model knows: hybrid share and popularity prior on warm + next
+    best_score, a_known, b_known = -1.0, 0.5, 0.0
     for a in alphas:
         for beta in betas:
-            per = {p: run(p, a, a, beta) for p in warm_protocols}
+            per = {p: run(p, a, a, beta) for p in known_protocols}
             score = _weighted(per, "recall@10") if per else 0.0
             if score > best_score:
-                best_score, best_a, best_b = score, a, beta
+                best_score, a_known, b_known = score, a, beta
         if search.left() < 5:
             break
-    best_c = best_a
+    # 2) items without events: their own share, on cold-items
+    a_cold = a_known
     if "cold-items" in val.splits:
         best_cold = -1.0
-        for c in alphas:
-            r = run("cold-items", best_a, c, best_b)["recall@10"]
+        for c in [0.0, *alphas, 1.0]:
+            r = run("cold-items", a_known, c, b_known)["recall@10"]
             if r > best_cold:
-                best_cold, best_c = r, c
-    warm = [best_a / scales[0], (1 - best_a) / scales[1]]
-    cold_w = [best_c / scales[0], (1 - best_c) / scales[1]]
-    blend = BlendRecommender(warm=warm, cold=cold_w, popularity=best_b)
-    blend.with_parts([hyb, ease], val.train)
+                best_cold, a_cold = r, c
+    # 3) new shoppers (a few revealed items): their own share and prior, on cold-users
+    a_new, b_new = a_known, b_known
+    if "cold-users" in val.splits:
+        best_new = -1.0
+        for a in alphas:
+            mh, me = a / a_known, (1 - a) / (1 - a_known)
+            for beta in betas:
+                r = run("cold-users", a_known, a_cold, beta, mh, me)["recall@10"]
+                if r > best_new:
+                    best_new, a_new, b_new = r, a, beta
+    blend = _blend_from_shares(
+        [hyb, ease], val.train, scales, a_known, a_cold, a_new, b_known, b_new
+    )
     metrics = _metrics(blend, val)
     params = {
         "components": [
             {"family": "hybrid", "params": best_h["params"], "epochs": best_h.get("epochs")},
             {"family": "ease", "params": best_e["params"]},
         ],
-        "hybrid_share": {"warm": best_a, "cold": best_c},
-        "popularity": best_b,
+        "hybrid_share": {"warm": a_known, "cold": a_cold, "new": a_new},
+        "popularity": {"known": b_known, "new": b_new},
         "scales": [float(x) for x in scales],
     }
     search.add("blend", params, "ok", time.perf_counter() - tick, metrics, blend)
+
+
+def _blend_from_shares(
+    parts: list[Any],
+    dataset: Dataset,
+    scales: list[float],
+    a_known: float,
+    a_cold: float,
+    a_new: float,
+    b_known: float,
+    b_new: float,
+) -> Any:
+    """A hybrid + EASE blend from hybrid shares (known shoppers / items without events / new
+    shoppers) and popularity priors, scores normalised by each family's spread."""
+    from .blend import BlendRecommender
+
+    return BlendRecommender(
+        warm=[a_known / scales[0], (1 - a_known) / scales[1]],
+        cold=[a_cold / scales[0], (1 - a_cold) / scales[1]],
+        popularity=b_known,
+        new=[a_new / a_known, (1 - a_new) / (1 - a_known)],
+        new_popularity=b_new,
+    ).with_parts(parts, dataset)
 
 
 # ---------------------------------------------------------------------------- refit
@@ -738,7 +800,6 @@ def _final_ease_params(params: dict[str, Any], val: Validation, full: Dataset) -
 
 
 def _refit(search: _Search, best: dict[str, Any], val: Validation) -> VectorRecommender:
-    from .blend import BlendRecommender
     from .hybrid import HybridRecommender
 
     full = search.dataset
@@ -760,11 +821,10 @@ def _refit(search: _Search, best: dict[str, Any], val: Validation) -> VectorReco
         ease.fit(full)
         rng = np.random.default_rng(search.seed + 5)
         scales = [_score_scale(m, full, rng) for m in (hyb, ease)]
-        share = best["params"]["hybrid_share"]
-        model = BlendRecommender(
-            warm=[share["warm"] / scales[0], (1 - share["warm"]) / scales[1]],
-            cold=[share["cold"] / scales[0], (1 - share["cold"]) / scales[1]],
-            popularity=best["params"]["popularity"],
-        ).with_parts([hyb, ease], full)
+        share, prior = best["params"]["hybrid_share"], best["params"]["popularity"]
+        model = _blend_from_shares(
+            [hyb, ease], full, scales, share["warm"], share["cold"], share["new"],
+            prior["known"], prior["new"],
+        )  # fmt: skip
     search.notes.append(f"final refit on all data: {time.perf_counter() - tick:.1f} s")
     return model
