@@ -4,6 +4,7 @@
     python bench/quality.py --bundle ../shared/data/ml100k --quick               (seed 0 only)
     python bench/quality.py --bundle DIR --seeds 3 --shape all --protocols warm next \\
         --budget 180 [--only ours als] [--extra] [--out bench/out/quality.md] [--json out.json]
+    python bench/quality.py --bundle DIR --through-app    (+ the app path: bench/through_app.py)
 
 Protocols (``shop_recs.recsys.evaluation``, as in ``../shared/data/ml100k/PEERS.md``): positives are
 ratings >= 4 and every other event; ``warm`` = random 80/20 of positive pairs; ``cold-items`` =
@@ -171,6 +172,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="also write every per-seed result here")
     p.add_argument("--out", type=Path, help="also write the report here (default bench/out/)")
     p.add_argument("--progress", action="store_true", help="show training progress bars")
+    p.add_argument(
+        "--through-app",
+        action="store_true",
+        help="also run the base shape's splits through the app (bench/through_app.py)",
+    )
     return p.parse_args()
 
 
@@ -386,6 +392,18 @@ def main() -> None:
     for shape in shapes:
         for protocol in args.protocols:
             say(ratio_line(shape, protocol, all_results[shape][protocol]))
+    if args.through_app and "base" in all_results:
+        import through_app
+
+        buf = io.StringIO()
+        with redirect_stdout(buf):
+            verdicts = through_app.quality_hook(
+                args, dataset, all_results["base"], OURS, seeds, ks, budget_seconds=args.budget,
+                model_params={"num_threads": THREADS},
+            )  # fmt: skip
+        say(buf.getvalue().rstrip("\n"))
+        for line in verdicts:
+            say(line)
     out = args.out or ROOT / "bench" / "out" / f"quality-{'-'.join(shapes)}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.getvalue(), encoding="utf-8")

@@ -189,6 +189,7 @@ def app_run(
     budget_seconds: float,
     work: Path,
     families: Sequence[str] | None = None,
+    model_params: dict[str, Any] | None = None,
     quiet: bool = True,
 ) -> dict[str, Any]:
     """One protocol x seed through the app (module docstring); Django is set up and the
@@ -207,6 +208,7 @@ def app_run(
         "TRAIN_SEED": split.seed,
         "TRAIN_MIN_INTERACTIONS": 1,
         "MODEL_FAMILIES": list(families) if families else None,
+        "MODEL_PARAMS": dict(model_params or {}),
     }
     from django.conf import settings
 
@@ -255,6 +257,7 @@ def run(
     *,
     budget_seconds: float,
     families: Sequence[str] | None = None,
+    model_params: dict[str, Any] | None = None,
     quiet: bool = True,
     log: Any = sys.stderr,
 ) -> dict[str, list[dict[str, Any]]]:
@@ -277,6 +280,7 @@ def run(
                 budget_seconds=budget_seconds,
                 work=work,
                 families=families,
+                model_params=model_params,
                 quiet=quiet,
             )
             out.setdefault(split.protocol, []).append(run_)
@@ -339,16 +343,26 @@ def quality_hook(
     ks: Sequence[int],
     *,
     budget_seconds: float,
+    model_params: dict[str, Any] | None = None,
 ) -> list[str]:
-    """``bench/quality.py --through-app``: the same splits through the app in a throwaway
-    database, printed beside the in-memory row of ``ours``. Returns the verdict lines."""
+    """``bench/quality.py --through-app``: the base shape's splits (the bundle as it is on
+    disk, which is what a shop imports) through the app in a throwaway database, printed
+    beside the in-memory row of ``ours`` (``all_results``: protocol -> row -> runs). Returns
+    the verdict lines."""
     from _common import setup_django
 
     from shop_recs.recsys.evaluation import make_split
 
     setup_django()
     splits = [make_split(dataset, p, s) for p in args.protocols for s in seeds]
-    runs = run(args.bundle, dataset, splits, ks, budget_seconds=budget_seconds)
+    runs = run(
+        args.bundle,
+        dataset,
+        splits,
+        ks,
+        budget_seconds=budget_seconds,
+        model_params=model_params,
+    )
     verdicts = []
     for protocol in args.protocols:
         print(f"\n### {protocol}: in memory vs through the app (mean over seeds)\n")
