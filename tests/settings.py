@@ -27,6 +27,8 @@ SHOP_RECS = {
     # product changes mirrored right after each commit, so a test sees them at once (the
     # multi-table shop tests run the default queue: tests/test_source_tables.py)
     "MIRROR_DELAY_SECONDS": 0,
+    # model selection runs in every training of the suite (the default), on a small budget
+    "TRAIN_BUDGET_SECONDS": 10,
 }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

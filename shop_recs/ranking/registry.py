@@ -41,6 +41,26 @@ def model_class() -> type[VectorRecommender]:
     return cls
 
 
+def version_class(version: ModelVersion) -> type[VectorRecommender]:
+    """The class that loads ``version``'s artefact: the dotted path in its ``kind`` (model
+    selection may choose any family; non-torch families load without torch), else — a
+    version recorded before kinds were dotted paths — ``MODEL_CLASS``."""
+    if "." not in version.kind:
+        return model_class()
+    try:
+        cls = import_string(version.kind)
+    except ImportError as exc:
+        raise ImportError(
+            f"Model {version.pk} names the class {version.kind!r}, which does not import: {exc}"
+        ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, VectorRecommender)):
+        raise TypeError(
+            f"Model {version.pk} names {version.kind!r}, which is not a "
+            "shop_recs.recsys.base.VectorRecommender: its artefact cannot be served."
+        )
+    return cls
+
+
 _cache_lock = threading.Lock()
 
 
@@ -57,8 +77,8 @@ def load_model(version: ModelVersion) -> Any:
                     f"The artefact of model {version.pk} is missing ({version.artefact!r}); "
                     "train again (python manage.py recs_train) or set SHOP_RECS['MODEL_DIR']."
                 )
-            cls = import_string(version.kind) if "." in version.kind else model_class()
-            _cache.update(key=key, model=cls.load(version.artefact, device="cpu"))
+            model = version_class(version).load(version.artefact, device="cpu")
+            _cache.update(key=key, model=model)
         return _cache["model"]
 
 

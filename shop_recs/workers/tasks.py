@@ -22,7 +22,7 @@ from shop_recs.catalog.models import ItemImage
 from shop_recs.encoding.images import item_image_fetch
 from shop_recs.encoding.service import items_encode
 from shop_recs.ranking.dataset import TrainingError
-from shop_recs.ranking.training import model_train
+from shop_recs.ranking.training import model_train, selection_summary
 from shop_recs.storefront import source
 from shop_recs.workers import jobs
 
@@ -99,13 +99,20 @@ def train_model(
     except TrainingError as exc:  # not transient: too little data, or a run in progress
         logger.warning("train_model: %s", exc)
         return {"error": str(exc)}
+    chosen = (version.selection or {}).get("chosen") or {}
     logger.info(
-        "train_model: model %s, recall@10 %s, active %s",
+        "train_model: model %s%s, recall@10 %s, active %s",
         version.pk,
+        selection_summary(version),
         version.metrics.get("recall@10"),
         version.is_active,
     )
-    return {"version": version.pk, "active": version.is_active, "metrics": version.metrics}
+    return {
+        "version": version.pk,
+        "active": version.is_active,
+        "metrics": version.metrics,
+        "family": chosen.get("family"),
+    }
 
 
 @shared_task(**RETRY)

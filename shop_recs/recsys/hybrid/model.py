@@ -79,6 +79,8 @@ class HybridRecommender(VectorRecommender):
     ``HybridRecommender(config)`` takes a whole config.
     """
 
+    family = "hybrid"
+
     def __init__(self, config: HybridConfig | None = None, **overrides: Any) -> None:
         base = config or HybridConfig()
         self.config = base.replace(**overrides) if overrides else base
@@ -97,11 +99,18 @@ class HybridRecommender(VectorRecommender):
         self._hist_items = np.zeros(0, dtype=np.int64)
         # The frozen PCA of the content embeddings, fitted once per fit (see _train).
         self._projections: dict[str, torch.Tensor] | None = None
+        self._deadline: float | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
     def dim(self) -> int:
         """Width of the scoring part of item vectors (the user tower's output)."""
+        return self.config.dim
+
+    @property
+    def scoring_dim(self) -> int:
+        """Leading columns of an item vector that a user vector multiplies (the rest is the
+        history part the user tower reads); blends rely on this layout."""
         return self.config.dim
 
     @property
@@ -210,16 +219,25 @@ class HybridRecommender(VectorRecommender):
 
     # ------------------------------------------------------------------ training
     def fit(
-        self, dataset: Dataset, *, validation: Dataset | None = None, progress: bool = True
+        self,
+        dataset: Dataset,
+        *,
+        validation: Dataset | None = None,
+        progress: bool = True,
+        deadline: float | None = None,
     ) -> HybridRecommender:
         """Train on ``dataset``'s positives.
 
         ``validation`` (same maps) drives early stopping on Recall@10; without it a random
         ``validation_fraction`` of each user's positives is held out, and with ``refit`` the
-        model is then retrained on everything for the best number of epochs.
+        model is then retrained on everything for the best number of epochs. ``deadline``
+        (a ``time.monotonic()`` value) ends training after the epoch that passes it (at
+        least one epoch is always trained, so the model is usable); the best state so far is
+        kept.
         """
         cfg = self.config
         started = time.perf_counter()
+        self._deadline = deadline
         device = self._device()
         with _threads(cfg.num_threads):
             self.user_map = IdMap(dataset.user_map.to_list())
@@ -358,8 +376,13 @@ class HybridRecommender(VectorRecommender):
                     loss=f"{record['train_loss']:.4f}",
                     **({"r@10": f"{record['recall@10']:.4f}"} if val is not None else {}),
                 )
+            out_of_time = self._deadline is not None and time.monotonic() > self._deadline
+            if out_of_time:
+                record["stopped"] = "deadline"
             if val is None:
                 best_epoch = epoch
+                if out_of_time:
+                    break
                 continue
             # Validation recall of one epoch is noisy (about +-0.01 on MovieLens-100k), so
             # stopping and the epoch count for the refit use a 3-epoch running mean.
@@ -373,6 +396,8 @@ class HybridRecommender(VectorRecommender):
                 stale += 1
                 if stale >= cfg.patience:
                     break
+            if out_of_time:
+                break
         if bar is not None:
             bar.close()
         if best_state is not None:
