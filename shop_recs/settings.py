@@ -10,6 +10,7 @@ Variables (all optional):
     SHOP_RECS_TASK_QUEUES (kind=queue pairs: encode=encode,train=train,maintenance=maintenance),
     SHOP_RECS_READ_DATABASE_URL (a read replica for serving reads), CELERY_RESULT_BACKEND
     (default: the broker when it is Redis), SHOP_RECS_SEARCH_ENCODER (auto/worker/local),
+    SHOP_RECS_SEARCH_ENCODE_TIMEOUT (seconds),
     DJANGO_LOG_LEVEL.
 """
 
@@ -267,6 +268,7 @@ SHOP_RECS = {
     "TASK_QUEUES": TASK_QUEUES,
     "READ_DATABASE": "replica" if READ_DATABASE_URL else None,
     "SEARCH_ENCODER": os.environ.get("SHOP_RECS_SEARCH_ENCODER") or "auto",
+    "SEARCH_ENCODE_TIMEOUT": float(os.environ.get("SHOP_RECS_SEARCH_ENCODE_TIMEOUT") or 5.0),
     # trained models under the data directory, which web, worker and beat share
     "MODEL_DIR": os.environ.get("SHOP_RECS_MODEL_DIR") or str(DATA_DIR / "models"),
     "THROTTLE_RATES": {
