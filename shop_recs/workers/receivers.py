@@ -159,7 +159,8 @@ def _prepare_process(threads: int) -> None:
     from shop_recs.encoding.encoders import warm_up
     from shop_recs.recsys.encoders import set_torch_threads
 
-    set_torch_threads(threads)
+    # SHOP_RECS_TORCH_THREADS, when set, wins (several worker processes on one host)
+    set_torch_threads(None if os.environ.get("SHOP_RECS_TORCH_THREADS") else threads)
     warm_up()
 
 
