@@ -122,6 +122,28 @@ DEFAULTS: dict[str, Any] = {
     # encode task): True in the standalone service; off in a shop, whose workers may run other
     # work than the plugin's.
     "WORKER_WARMUP": False,
+    # --- scale-out (docs/scaling.md) ----------------------------------------------------------
+    # Celery queue of each kind of the plugin's work: "encode" (encode items, download images,
+    # encode search queries), "train" (train a model) and "maintenance" (item statistics,
+    # product mirroring and sync). None: the Celery app's default queue, so a shop's workers run
+    # everything until it splits the kinds onto workers started with ``-Q``.
+    "TASK_QUEUES": {"encode": None, "train": None, "maintenance": None},
+    # An alias of DATABASES (a PostgreSQL read replica) that serving reads go to: similar
+    # items, search, recommendations and widgets read items, vectors and models there; a
+    # shopper's own events and every write stay on "default". None: everything on "default".
+    # Needs "shop_recs.catalog.db.ServingReadRouter" in DATABASE_ROUTERS.
+    "READ_DATABASE": None,
+    # Where search query text becomes a vector: "worker" (a Celery worker on the encode queue,
+    # so web processes never load torch), "local" (in the web process, loaded on the first
+    # search), "auto" (worker when a broker and a result backend are configured, else local).
+    "SEARCH_ENCODER": "auto",
+    # Seconds a search waits for an encode worker before answering 503.
+    "SEARCH_ENCODE_TIMEOUT": 5.0,
+    # Encoded search queries kept per process (least recently used dropped); 0: none.
+    "SEARCH_CACHE_SIZE": 1024,
+    # Serving looks the active model version up at most once per this many seconds per
+    # process (activation clears the activating process's copy at once); 0: every request.
+    "ACTIVE_MODEL_CACHE_SECONDS": 1.0,
     # --- admin ------------------------------------------------------------------------------
     # Dotted path of the AdminSite instance the plugin's admin pages go to (a shop with its own
     # AdminSite names it, e.g. "myshop.admin.site").

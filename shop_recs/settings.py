@@ -7,6 +7,10 @@ Variables (all optional):
     SHOP_RECS_DATA_DIR (default ./.data), CELERY_BROKER_URL (unset: tasks run in-process),
     REDIS_URL (cache for throttling when set; else the database), SHOP_RECS_TRUSTED_PROXIES
     (comma-separated proxy addresses/networks), SHOP_RECS_READ_REQUIRES_AUTH (0/1),
+    SHOP_RECS_TASK_QUEUES (kind=queue pairs: encode=encode,train=train,maintenance=maintenance),
+    SHOP_RECS_READ_DATABASE_URL (a read replica for serving reads), CELERY_RESULT_BACKEND
+    (default: the broker when it is Redis), SHOP_RECS_SEARCH_ENCODER (auto/worker/local),
+    SHOP_RECS_SEARCH_ENCODE_TIMEOUT (seconds),
     DJANGO_LOG_LEVEL.
 """
 
@@ -20,6 +24,7 @@ from pathlib import Path
 import dj_database_url
 
 from shop_recs.embedded_db import embedded_database
+from shop_recs.workers.routing import parse_queues, task_routes
 from shop_recs.workers.schedule import beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -128,6 +133,15 @@ else:
             DATA_DIR, cleanup=os.environ.get("SHOP_RECS_EMBEDDED_CLEANUP") or None
         )
     }
+# A PostgreSQL read replica (streaming replication of "default"): serving reads go there
+# (shop_recs.catalog.db.ServingReadRouter; docs/scaling.md).
+READ_DATABASE_URL = os.environ.get("SHOP_RECS_READ_DATABASE_URL", "")
+if READ_DATABASE_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        READ_DATABASE_URL, conn_max_age=60, conn_health_checks=True
+    )
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["shop_recs.catalog.db.ServingReadRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -208,6 +222,18 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("SHOP_RECS_QUEUE", "shop_recs")
+# One queue per kind of work (encode, train, maintenance; unset: all on the default queue):
+# docker-compose runs `worker -Q encode` and `train-worker -Q train,maintenance`.
+TASK_QUEUES = parse_queues(os.environ.get("SHOP_RECS_TASK_QUEUES", ""))
+CELERY_TASK_ROUTES = task_routes(TASK_QUEUES)
+# Results are kept only for tasks that someone waits for (encode_query: a search's query text
+# encoded by an encode worker); the broker's Redis holds them unless set.
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.split("://", 1)[0] in {"redis", "rediss"} else None
+)
+if not CELERY_RESULT_BACKEND and CELERY_BROKER_URL.startswith("redis+socket://"):
+    CELERY_RESULT_BACKEND = CELERY_BROKER_URL  # Celery's Redis backend reads this form too
+CELERY_RESULT_EXPIRES = 600
 # Redis: a task whose worker died unacknowledged is handed out again after visibility_timeout
 # (so it must exceed the longest task). JSON in SHOP_RECS_BROKER_TRANSPORT_OPTIONS overrides.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -222,6 +248,7 @@ CELERY_BEAT_SCHEDULE = beat_schedule(
     stats_seconds=float(os.environ.get("SHOP_RECS_STATS_REFRESH_SECONDS", 3600)),
     retrain_seconds=float(os.environ.get("SHOP_RECS_RETRAIN_SECONDS") or 0),
     sync_seconds=float(os.environ.get("SHOP_RECS_SYNC_SECONDS") or 0),
+    queues=TASK_QUEUES,
 )
 
 SHOP_RECS = {
@@ -238,6 +265,10 @@ SHOP_RECS = {
     # the standalone service loads the encoders in each worker process at start (a shop's own
     # workers do not, unless it sets this)
     "WORKER_WARMUP": env_bool("SHOP_RECS_WORKER_WARMUP", True),
+    "TASK_QUEUES": TASK_QUEUES,
+    "READ_DATABASE": "replica" if READ_DATABASE_URL else None,
+    "SEARCH_ENCODER": os.environ.get("SHOP_RECS_SEARCH_ENCODER") or "auto",
+    "SEARCH_ENCODE_TIMEOUT": float(os.environ.get("SHOP_RECS_SEARCH_ENCODE_TIMEOUT") or 5.0),
     # trained models under the data directory, which web, worker and beat share
     "MODEL_DIR": os.environ.get("SHOP_RECS_MODEL_DIR") or str(DATA_DIR / "models"),
     "THROTTLE_RATES": {

@@ -13,7 +13,12 @@ if not os.environ.get("DATABASE_URL"):
 os.environ.pop("CELERY_BROKER_URL", None)
 
 from shop_recs.settings import *  # noqa: F403
-from shop_recs.settings import DATA_DIR
+from shop_recs.settings import DATA_DIR, DATABASES
+
+# A second alias on the same test database, as a read replica would be (a TEST MIRROR: no
+# database of its own). Serving reads go there only where a test sets READ_DATABASE
+# (tests/test_scale_out.py); the router is installed by shop_recs.settings.
+DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
 
 MEDIA_ROOT = DATA_DIR / "media"
 STATIC_ROOT = DATA_DIR / "static"
@@ -29,6 +34,9 @@ SHOP_RECS = {
     "MIRROR_DELAY_SECONDS": 0,
     # model selection runs in every training of the suite (the default), on a small budget
     "TRAIN_BUDGET_SECONDS": 10,
+    # like the rules: the active version and encoded queries would outlive a test's rollback
+    "ACTIVE_MODEL_CACHE_SECONDS": 0,
+    "SEARCH_CACHE_SIZE": 0,
 }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

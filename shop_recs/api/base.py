@@ -27,6 +27,7 @@ from shop_recs.api.exceptions import exception_handler
 from shop_recs.api.parsers import LimitedJSONParser
 from shop_recs.api.permissions import ReadPublicWriteAuthenticated
 from shop_recs.api.throttles import AnonThrottle, UserThrottle
+from shop_recs.catalog.db import serving_reads
 from shop_recs.conf import recs_settings
 
 
@@ -55,6 +56,15 @@ class PluginAPIView(APIView):
     #: True/False: whether the schema lists anonymous access (None: public unless the method
     #: writes or the view's reads are private)
     schema_public: bool | None = None
+    #: True on the serving endpoints (similar, search, recommendations): their reads of the
+    #: catalogue may go to SHOP_RECS["READ_DATABASE"] (shop_recs.catalog.db)
+    serving = False
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.serving:
+            return super().dispatch(request, *args, **kwargs)
+        with serving_reads():
+            return super().dispatch(request, *args, **kwargs)
 
     def get_exception_handler(self) -> Any:
         return exception_handler

@@ -14,6 +14,7 @@ class CatalogConfig(AppConfig):
         from django.db.backends.signals import connection_created
 
         from shop_recs.catalog.checks import check_database, check_pgvector, check_plugin_apps
+        from shop_recs.catalog.db import check_read_database
         from shop_recs.catalog.vectors import set_session_ef_search
         from shop_recs.conf import check_settings_keys
 
@@ -21,4 +22,5 @@ class CatalogConfig(AppConfig):
         checks.register(check_plugin_apps)
         checks.register(check_settings_keys)
         checks.register(check_database)
+        checks.register(check_read_database)
         checks.register(check_pgvector, checks.Tags.database)

@@ -203,12 +203,13 @@ def plan_for(
     item_id: int | None = None,
     item_category: Callable[[], str | None] | None = None,
     now: datetime | None = None,
+    rules: Sequence[Rule] | None = None,
 ) -> Plan | None:
     """The rules that apply to a list of ``kind`` (similar/search/recommendations) with the
     category filter ``category``; for a similar list, of the item ``item_id`` whose category
     ``item_category()`` gives (asked only when a category rule could apply). None when no rule
-    applies."""
-    rules = live_rules(now=now)
+    applies. ``rules``: the live rules when the caller has read them already."""
+    rules = live_rules(now=now) if rules is None else rules
     if not rules:
         return None
     own_category: list[str | None] = []

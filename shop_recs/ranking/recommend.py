@@ -35,7 +35,7 @@ from shop_recs.catalog.models import (
 from shop_recs.conf import recs_settings
 from shop_recs.ranking import merchandising
 from shop_recs.ranking.dataset import user_key
-from shop_recs.ranking.registry import active_model
+from shop_recs.ranking.registry import serving_model
 from shop_recs.recsys.base import event_weight
 from shop_recs.search.knn import item_cards, popular_items, vector_search
 from shop_recs.search.types import ItemCard, Neighbour, SimilarFilters
@@ -301,7 +301,7 @@ def recommendations(
     def taken() -> list[int]:
         return sorted(excluded | {r.item.id for r in results})
 
-    found = active_model()
+    found = serving_model()
     if found is not None:
         version, model = found
         model_version = version.pk

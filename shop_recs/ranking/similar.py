@@ -8,15 +8,15 @@ The API, the storefront widgets and the admin previews all call :func:`similar_i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from shop_recs.catalog import vectors
-from shop_recs.catalog.models import Item, ItemEmbedding, ItemEncoding, ModelVersion, Space
+from shop_recs.catalog.models import Item, ItemEmbedding, ItemEncoding, Space
 from shop_recs.ranking import merchandising
-from shop_recs.ranking.registry import active_model
-from shop_recs.search.knn import item_cards, item_spaces, vector_search
+from shop_recs.ranking.registry import active_version, serving_model
+from shop_recs.search.knn import item_cards, item_spaces, similar_by_external_id, vector_search
 from shop_recs.search.types import Neighbour, NotEncoded, SimilarFilters, StoredVector
 
 
@@ -27,18 +27,13 @@ def similar_with_rules(
     item_id: int,
     k: int,
     filters: SimilarFilters,
+    rules: Sequence[merchandising.Rule] | None = None,
 ) -> list[Neighbour]:
     """The similar list of the stored item ``item_id`` (never itself) nearest to ``query`` in
     ``space``, with the merchandising rules that apply to it (``shop_recs.ranking.merchandising``).
-    Without such rules, exactly the plain :func:`vector_search`."""
-    plan = merchandising.plan_for(
-        kind=merchandising.SIMILAR,
-        category=filters.category,
-        item_id=item_id,
-        item_category=lambda: (
-            Item.objects.filter(pk=item_id).values_list("category", flat=True).first()
-        ),
-    )
+    Without such rules, exactly the plain :func:`vector_search`. ``rules``: the live rules,
+    when the caller has read them already."""
+    plan = _similar_plan(item_id=item_id, filters=filters, rules=rules)
     if plan is None:
         return vector_search(
             space=space,
@@ -73,6 +68,20 @@ def similar_with_rules(
     )
 
 
+def _similar_plan(
+    *, item_id: int, filters: SimilarFilters, rules: Sequence[merchandising.Rule] | None
+) -> merchandising.Plan | None:
+    return merchandising.plan_for(
+        kind=merchandising.SIMILAR,
+        category=filters.category,
+        item_id=item_id,
+        item_category=lambda: (
+            Item.objects.filter(pk=item_id).values_list("category", flat=True).first()
+        ),
+        rules=rules,
+    )
+
+
 def _item_similar_stored(
     *, external_id: str, space: str, k: int, filters: SimilarFilters | None = None
 ) -> list[Neighbour] | None:
@@ -81,6 +90,16 @@ def _item_similar_stored(
 
     None when there is no such item; NotEncoded when it has no vector in that space yet.
     """
+    filters = filters or SimilarFilters()
+    rules = merchandising.live_rules()
+    # One statement finds the item, its vector and its neighbours; it stands when no rule
+    # applies to this list (else the rules need a pool of their own). None: it cannot answer
+    # alone (unknown item, not encoded, another dimension, a filter that starved the scan).
+    fast = similar_by_external_id(external_id=external_id, space=space, k=k, filters=filters)
+    if fast is not None:
+        item_id, found_fast = fast
+        if not rules or _similar_plan(item_id=item_id, filters=filters, rules=rules) is None:
+            return found_fast
     found = item_spaces(external_id=external_id)
     if found is None:
         return None
@@ -94,7 +113,8 @@ def _item_similar_stored(
         query=StoredVector(item_id, dims[space]),
         item_id=item_id,
         k=k,
-        filters=filters or SimilarFilters(),
+        filters=filters,
+        rules=rules,
     )
 
 
@@ -134,7 +154,7 @@ def _stored_vector(space: str, item_id: int) -> np.ndarray:
 
 def default_similar_space() -> str:
     """``hybrid`` once a model is active, else ``content``."""
-    return Space.HYBRID if ModelVersion.objects.filter(is_active=True).exists() else Space.CONTENT
+    return Space.HYBRID if active_version() is not None else Space.CONTENT
 
 
 def _item_similar_hybrid(
@@ -149,7 +169,7 @@ def _item_similar_hybrid(
     if found is None:
         return None
     item_id, dims = found
-    model_found = active_model()
+    model_found = serving_model()
     if model_found is None or Space.HYBRID not in dims:
         encoding = ItemEncoding.objects.filter(item_id=item_id).first()
         status = encoding.status if encoding else ItemEncoding.Status.PENDING

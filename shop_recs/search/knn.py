@@ -14,6 +14,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from shop_recs.catalog import vectors
+from shop_recs.catalog.db import read_connection
 from shop_recs.catalog.models import Item, ItemImage, ItemStats, Space
 from shop_recs.conf import recs_settings
 from shop_recs.search.types import ItemCard, Neighbour, SimilarFilters, StoredVector
@@ -23,11 +24,16 @@ def _dims(literal: str) -> int:
     return literal.count(",") + 1
 
 
+#: The dimension of each space's vectors as this process last saw them: what the one-statement
+#: similar query (:func:`similar_by_external_id`) casts to, so it can use the space's index.
+_space_dims: dict[str, int] = {}
+
+
 def item_spaces(*, external_id: str) -> tuple[int, dict[str, int]] | None:
     """The item's id and the dimension of each space it has a vector in (no vectors are
     transferred); None for an unknown item."""
     items = connection.ops.quote_name(Item._meta.db_table)
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(
             f"SELECT i.id, e.space, e.dim FROM {items} i "
             f"LEFT JOIN {vectors.embedding_table()} e ON e.item_id = i.id "
@@ -37,7 +43,9 @@ def item_spaces(*, external_id: str) -> tuple[int, dict[str, int]] | None:
         rows = cursor.fetchall()
     if not rows:
         return None
-    return rows[0][0], {space: dim for _, space, dim in rows if space is not None}
+    dims = {space: dim for _, space, dim in rows if space is not None}
+    _space_dims.update(dims)
+    return rows[0][0], dims
 
 
 def filter_sql(
@@ -200,7 +208,8 @@ def vector_search(
         version=vectors.pgvector_version(), dim=dim, k=k, session_ef=vectors.session_ef_search()
     )
     use_index, ef, max_ef = plan.use_index, plan.ef, vectors.HNSW_MAX_EF_SEARCH
-    with connection.cursor() as cursor:
+    conn = read_connection()
+    with conn.cursor() as cursor:
         if plan.fast:
             # Fast path: the connection's ef_search (set when it opened) suffices; one
             # statement, no transaction. Falls through to the careful path when the filter
@@ -209,7 +218,7 @@ def vector_search(
             rows = cursor.fetchall()
             if len(rows) >= k:
                 return _neighbours(rows, op)
-        with transaction.atomic():
+        with transaction.atomic(using=conn.alias):
             if use_index:
                 for statement in plan.settings:
                     cursor.execute(statement)
@@ -235,6 +244,66 @@ def vector_search(
                 [*explain_params, *params, *q_params, k],
             )
             return _neighbours(cursor.fetchall(), op)
+
+
+def similar_by_external_id(
+    *, external_id: str, space: str, k: int, filters: SimilarFilters
+) -> tuple[int, list[Neighbour]] | None:
+    """The item's id and its similar list in ``space`` (never itself, explained per
+    space like :func:`vector_search` with ``explain`` = the item) in one statement: the item's
+    lookup, its vector and the k-NN scan together, one round trip instead of two.
+
+    None when one statement cannot answer it, and the caller takes the two-step path
+    (:func:`item_spaces`, then :func:`vector_search`): an unknown item, no vector in the space,
+    a dimension other than the space's last seen one (or none seen yet in this process), a scan
+    that needs settings of its own (:func:`scan_plan`), or fewer than k rows (a filter that
+    starved the index scan, which the careful path retries).
+    """
+    space = Space(space).value
+    dim = _space_dims.get(space)
+    if dim is None:
+        return None
+    plan = scan_plan(
+        version=vectors.pgvector_version(), dim=dim, k=k, session_ef=vectors.session_ef_search()
+    )
+    if not plan.fast:
+        return None
+    table = vectors.embedding_table()
+    items = connection.ops.quote_name(Item._meta.db_table)
+    op = vectors.distance_operator(space)
+    where, params = filter_sql(filters, ())
+    expr = f"e.vector::vector({dim})"
+    sims = (
+        f"(SELECT json_object_agg(x.space, 1 - (x.vector <=> y.vector)) FROM {table} x "
+        f"JOIN {table} y ON y.item_id = q.id AND y.space = x.space AND y.dim = x.dim "
+        "WHERE x.item_id = e.item_id)"
+    )
+    # q.v is NULL unless the item's vector has the expected dimension: no cast can fail, and
+    # the lateral scan then returns nothing (q.dim tells why).
+    sql = (
+        f"WITH q AS MATERIALIZED (SELECT i.id, e.dim, CASE WHEN e.dim = {dim} THEN "
+        f"e.vector::vector({dim}) END AS v FROM {items} i LEFT JOIN {table} e "
+        f"ON e.item_id = i.id AND e.space = '{space}' WHERE i.external_id = %s) "
+        "SELECT q.id, q.dim, n.* FROM q LEFT JOIN LATERAL ("
+        f"SELECT {expr} {op} q.v AS dist, e.item_id, i.external_id, i.title, i.category, "
+        f"i.brand, i.price, i.in_stock, {_image_sql()} AS image, {sims} AS sims "
+        f"FROM {table} e JOIN {items} i ON i.id = e.item_id "
+        f"WHERE q.v IS NOT NULL AND e.space = '{space}' AND e.dim = {dim} "
+        f"AND e.item_id <> q.id AND {where} ORDER BY {expr} {op} q.v LIMIT %s) n ON true"
+    )
+    with read_connection().cursor() as cursor:
+        cursor.execute(sql, [external_id, *params, k])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    found_dim = rows[0][1]
+    if found_dim is not None and found_dim != dim:
+        _space_dims[space] = int(found_dim)
+        return None
+    found = [row[2:] for row in rows if row[3] is not None]
+    if found_dim is None or len(found) < k:
+        return None
+    return int(rows[0][0]), _neighbours(found, op)
 
 
 def _neighbours(rows: Iterable[tuple[Any, ...]], op: str = "<=>") -> list[Neighbour]:
@@ -283,7 +352,7 @@ def item_cards(
         )
     where, params = filter_sql(filters, exclude_item_ids, id_column="i.id")
     explain_sql, explain_params = _explain_sql(table, explain, id_column="i.id")
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(
             f"SELECT {dist_sql}, i.id, i.external_id, i.title, i.category, i.brand, i.price, "
             f"i.in_stock, {_image_sql()}, {explain_sql} FROM {items} i "
@@ -315,7 +384,7 @@ def popular_items(
     where, params = filter_sql(filters, exclude_item_ids, id_column="i.id")
     items = connection.ops.quote_name(Item._meta.db_table)
     stats = connection.ops.quote_name(ItemStats._meta.db_table)
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(
             f"SELECT i.id, i.external_id, i.title, i.category, i.brand, i.price, i.in_stock, "
             f"{_image_sql()}, coalesce(s.score, 0) "

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from shop_recs.catalog.db import serving_reads
 from shop_recs.catalog.models import Space
 from shop_recs.conf import recs_settings
 from shop_recs.ranking.recommend import recommendations
@@ -69,9 +70,10 @@ def widget_similar_items(
     if space is not None and space not in Space.values:
         raise ValueError(f"Unknown space {space!r}; use one of {', '.join(Space.values)}.")
     try:
-        space, results = similar_items(
-            external_id=external_id, space=space, k=_k(k), filters=filters or SimilarFilters()
-        )
+        with serving_reads():
+            space, results = similar_items(
+                external_id=external_id, space=space, k=_k(k), filters=filters or SimilarFilters()
+            )
     except NotEncoded as exc:
         logger.debug("shop_recs: no similar items yet: %s", exc)
         return []
@@ -98,12 +100,13 @@ def widget_recommended_items(
     recent: list[str] = []
     if not shopper.session_id:
         recent = tracking.recent_item_ids(request)[-int(recs_settings.HISTORY_LENGTH) :]
-    result = recommendations(
-        customer=shopper.customer,
-        session_id=shopper.session_id,
-        recent_item_ids=recent,
-        k=_k(k),
-        filters=filters or SimilarFilters(),
-    )
+    with serving_reads():
+        result = recommendations(
+            customer=shopper.customer,
+            session_id=shopper.session_id,
+            recent_item_ids=recent,
+            k=_k(k),
+            filters=filters or SimilarFilters(),
+        )
     results = [r for r in result.results if not (r.source == "popular" and r.score <= 0)]
     return _entries(results)

@@ -1,4 +1,5 @@
-"""Queue inspection: how many tasks wait for a worker (the admin dashboard shows it).
+"""Queue inspection: how many tasks wait for a worker in each of the plugin's queues (the admin
+dashboard shows it; ``shop_recs.workers.routing`` says which kind of work goes where).
 
 Redis (``LLEN`` of the queue's lists, as kombu lays them out) or any kombu transport
 (a passive ``queue_declare``); never raises: a broker that is down is reported.
@@ -12,6 +13,9 @@ from urllib.parse import unquote, urlsplit
 import redis
 from django.conf import settings
 from kombu import Connection
+
+from shop_recs.conf import recs_settings
+from shop_recs.workers.routing import KINDS
 
 
 def _safe_url(url: str) -> str:
@@ -50,16 +54,33 @@ def _queue_length(url: str, queue: str) -> int:
         return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
 
 
+def queues_in_use() -> dict[str, list[str]]:
+    """Each queue the plugin's tasks go to, with the kinds of work it takes
+    (``SHOP_RECS["TASK_QUEUES"]``; a kind without a queue goes to the default queue)."""
+    default = str(getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "") or "celery")
+    out: dict[str, list[str]] = {}
+    for kind in KINDS:
+        queue = recs_settings.TASK_QUEUES.get(kind) or default
+        out.setdefault(str(queue), []).append(kind)
+    return out
+
+
 def queue_backlog() -> dict[str, Any]:
-    """Tasks waiting in the default queue; never raises (a broker that is down is reported)."""
-    queue = str(getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "") or "celery")
+    """Tasks waiting in each queue of the plugin (``queues``: name, kinds, size) and in all
+    (``size``; ``queue`` names them); never raises (a broker that is down is reported)."""
+    in_use = queues_in_use()
+    queue = ", ".join(in_use)
     url = str(getattr(settings, "CELERY_BROKER_URL", "") or "")
     eager = bool(getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False))
     if eager or not url or url.startswith("memory://"):
         return {"configured": False, "queue": queue}
     info: dict[str, Any] = {"configured": True, "queue": queue, "broker": _safe_url(url)}
     try:
-        info["size"] = _queue_length(url, queue)
+        info["queues"] = [
+            {"queue": name, "kinds": kinds, "size": _queue_length(url, name)}
+            for name, kinds in in_use.items()
+        ]
+        info["size"] = sum(q["size"] for q in info["queues"])
     except Exception as exc:  # any transport error: the page still renders
         info["error"] = f"{type(exc).__name__}: {exc}"
     return info

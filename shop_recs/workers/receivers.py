@@ -11,6 +11,7 @@ import os
 import threading
 from typing import Any
 
+from celery.exceptions import TimeoutError as ResultTimeout
 from celery.signals import worker_init, worker_process_init
 from django.db import connection
 from django.dispatch import receiver
@@ -18,11 +19,13 @@ from django.dispatch import receiver
 from shop_recs.catalog import signals
 from shop_recs.catalog.models import BackgroundJob
 from shop_recs.conf import recs_settings
-from shop_recs.encoding.encoders import warm_up
-from shop_recs.ranking.activation import hybrid_vectors_refresh
-from shop_recs.recsys.encoders import set_torch_threads
+from shop_recs.search.query import EncoderUnavailable, query_encoding_requested
 from shop_recs.storefront.signals import mirror_requested
 from shop_recs.workers import tasks
+from shop_recs.workers.routing import queue_of
+
+# What only a worker runs (encoders, the model's item tower) is imported where it is used:
+# web processes import this module too.
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ def on_training_requested(
 def on_items_encoded(sender: Any, *, item_ids: list[int], **kwargs: Any) -> None:
     # in the encoding process itself, right after the batch: the active model's item tower
     # gives the items hybrid vectors at once (no retraining, no extra task)
+    from shop_recs.ranking.activation import hybrid_vectors_refresh
+
     hybrid_vectors_refresh(item_ids=list(item_ids))
 
 
@@ -76,6 +81,44 @@ def on_mirror_requested(
     keys = [p if isinstance(p, int | str) else str(p) for p in pks]  # UUIDs travel as text
     task.delay(keys, list(removed))
     return "queued"
+
+
+def _has_result_backend(app: Any) -> bool:
+    backend = app.conf.result_backend
+    return bool(backend) and str(backend) != "disabled"
+
+
+@receiver(query_encoding_requested, dispatch_uid="shop_recs.encode_query")
+def on_query_encoding_requested(
+    sender: Any, *, text: str, required: bool, **kwargs: Any
+) -> dict[str, list[float]] | None:
+    """Have an encode worker encode a search query and wait for it (``SEARCH_ENCODER``
+    "worker", or "auto" with a broker and a result backend); None: encode it here."""
+    task = tasks.encode_query
+    app = task.app
+    if app.conf.task_always_eager or not _has_result_backend(app):
+        if not required:
+            return None
+        raise EncoderUnavailable(
+            "SHOP_RECS['SEARCH_ENCODER'] is 'worker', but the Celery app has "
+            + ("no broker" if app.conf.task_always_eager else "no result backend")
+            + " (CELERY_BROKER_URL, CELERY_RESULT_BACKEND): set it, or SEARCH_ENCODER 'local'."
+        )
+    queue = queue_of(task.name, recs_settings.TASK_QUEUES) or app.conf.task_default_queue
+    timeout = float(recs_settings.SEARCH_ENCODE_TIMEOUT)
+    try:
+        result = task.apply_async(args=[text], expires=timeout)
+        return result.get(timeout=timeout)
+    except ResultTimeout:
+        raise EncoderUnavailable(
+            f"No encode worker answered within {timeout:g} s: start one on the queue "
+            f"{queue!r} (celery -A <your app> worker -Q {queue})."
+        ) from None
+    except Exception as exc:  # broker down, or the worker failed: a 503, never a 500
+        raise EncoderUnavailable(
+            f"The search query could not be encoded by a worker on the queue {queue!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 JOB_TASKS = {
@@ -113,7 +156,11 @@ def _prepare_process(threads: int) -> None:
     sentence-transformers can hang when a model loaded before fork is used after it)."""
     if not recs_settings.WORKER_WARMUP:
         return
-    set_torch_threads(threads)
+    from shop_recs.encoding.encoders import warm_up
+    from shop_recs.recsys.encoders import set_torch_threads
+
+    # SHOP_RECS_TORCH_THREADS, when set, wins (several worker processes on one host)
+    set_torch_threads(None if os.environ.get("SHOP_RECS_TORCH_THREADS") else threads)
     warm_up()
 
 

@@ -8,9 +8,10 @@ adds them to its own Celery app's schedule::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-TASKS = "shop_recs.workers.tasks"
+from shop_recs.workers.routing import TASKS, queue_of
 
 
 def beat_schedule(
@@ -18,6 +19,7 @@ def beat_schedule(
     stats_seconds: float | None = 3600,
     retrain_seconds: float | None = None,
     sync_seconds: float | None = None,
+    queues: Mapping[str, str | None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Entries for ``app.conf.beat_schedule``; None or 0 leaves a job out.
 
@@ -25,15 +27,22 @@ def beat_schedule(
       left stale; events refresh their items' statistics anyway);
     - ``retrain_seconds``: train a new model, evaluate it, activate it when not worse;
     - ``sync_seconds``: reconcile the items with the shop's products (``recs_sync``), which
-      catches up on product changes a killed process had not handed out.
+      catches up on product changes a killed process had not handed out;
+    - ``queues``: kind -> queue (what ``SHOP_RECS["TASK_QUEUES"]`` holds, passed in because a
+      settings module cannot read the plugin's settings object yet): each entry is sent to its
+      kind's queue; None or a kind without a queue: the app's routes and default queue.
     """
     jobs = {
         "shop-recs-refresh-item-stats": (f"{TASKS}.refresh_all_item_stats", stats_seconds),
         "shop-recs-train-model": (f"{TASKS}.train_model", retrain_seconds),
         "shop-recs-sync-products": (f"{TASKS}.sync_products", sync_seconds),
     }
-    return {
-        name: {"task": task, "schedule": float(seconds)}
-        for name, (task, seconds) in jobs.items()
-        if seconds and float(seconds) > 0
-    }
+    out: dict[str, dict[str, Any]] = {}
+    for name, (task, seconds) in jobs.items():
+        if not seconds or float(seconds) <= 0:
+            continue
+        out[name] = {"task": task, "schedule": float(seconds)}
+        queue = queue_of(task, queues or {})
+        if queue:
+            out[name]["options"] = {"queue": queue}
+    return out

@@ -11,6 +11,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from shop_recs.api import query as q
 from shop_recs.api import serializers as s
 from shop_recs.api.base import PluginAPIView, extend_schema
 from shop_recs.api.views.common import ERROR, READ_ERRORS, _clean_path_id, _external_id_param
@@ -18,6 +19,9 @@ from shop_recs.ranking import served
 from shop_recs.ranking.similar import items_search, similar_items
 from shop_recs.search.query import EncoderUnavailable, search_query_vectors
 from shop_recs.search.types import NotEncoded, SimilarFilters
+
+SIMILAR_FIELDS = {**q.FILTERS, "space": q.choice("text", "image", "content", "hybrid")}
+SEARCH_FIELDS = {**q.FILTERS, "q": q.char(1000)}
 
 
 def _similarity_filters(values: dict[str, Any]) -> SimilarFilters:
@@ -35,6 +39,8 @@ def _similarity_filters(values: dict[str, Any]) -> SimilarFilters:
 class ItemSimilarView(PluginAPIView):
     """Items similar to this one in a space (text, image, content, or the model's hybrid)."""
 
+    serving = True
+
     @extend_schema(
         operation_id="items_similar",
         parameters=[s.SimilarQuerySerializer],
@@ -49,9 +55,9 @@ class ItemSimilarView(PluginAPIView):
     )
     def get(self, request: Request, external_id: str) -> Response:
         external_id = _clean_path_id(external_id)
-        query = s.SimilarQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        values = query.validated_data
+        values = q.query_values(
+            request, s.SimilarQuerySerializer, SIMILAR_FIELDS, q.FILTER_DEFAULTS
+        )
         try:
             space, results = similar_items(
                 external_id=external_id,
@@ -79,15 +85,17 @@ class SearchView(PluginAPIView):
     """Semantic search: the query text is encoded and matched in the text space (and the image
     space when the configured encoder is joint, like CLIP)."""
 
+    serving = True
+
     @extend_schema(
         operation_id="search",
         parameters=[s.SearchQuerySerializer],
         responses={200: s.SearchOutputSerializer, 400: ERROR, 503: ERROR, **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        query = s.SearchQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        values = query.validated_data
+        values = q.query_values(
+            request, s.SearchQuerySerializer, SEARCH_FIELDS, q.FILTER_DEFAULTS, required=("q",)
+        )
         try:
             query_vectors = search_query_vectors(values["q"])
         except EncoderUnavailable as exc:

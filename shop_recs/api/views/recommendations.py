@@ -8,6 +8,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from shop_recs.api import query as q
 from shop_recs.api import serializers as s
 from shop_recs.api.base import PluginAPIView, extend_schema
 from shop_recs.api.permissions import ReadPublicWriteAuthenticated
@@ -93,6 +94,7 @@ class CustomerRecommendationsView(PluginAPIView):
     else content similarity to them, else popular items; each result says why."""
 
     schema_public = False  # view_customer, or the customer's own login
+    serving = True
 
     @extend_schema(
         operation_id="customers_recommendations",
@@ -106,9 +108,12 @@ class CustomerRecommendationsView(PluginAPIView):
             raise PermissionDenied("Reading a customer's recommendations needs view_customer.")
         if customer is None:
             raise NotFound(f"No customer with external_id {external_id!r}.")
-        query = s.RecommendationQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        values = query.validated_data
+        values = q.query_values(
+            request,
+            s.RecommendationQuerySerializer,
+            {**q.FILTERS, "include_purchased": q.boolean},
+            {**q.FILTER_DEFAULTS, "include_purchased": False},
+        )
         result = recommend.recommendations(
             customer=customer,
             k=values["k"],
@@ -126,6 +131,7 @@ class RecommendationsView(PluginAPIView):
 
     permission_classes = [QueryPermission]
     schema_public = True
+    serving = True
 
     @extend_schema(
         operation_id="recommendations_create",
