@@ -108,7 +108,7 @@ def test_training_stores_an_evaluated_active_version(trained) -> None:
     assert version.data_counts["positives"] == USERS * 3 and version.data_counts["items"] == 12
     assert version.history and "loss" in json.dumps(version.history)
     assert version.duration_seconds > 0 and Path(version.artefact, "config.json").is_file()
-    hybrid = ItemEmbedding.objects.filter(space="hybrid")
+    hybrid = ItemEmbedding.objects.filter(space=f"hybrid@{version.pk}")
     assert hybrid.count() == 12 and {e.dim for e in hybrid} == {version.dim}
 
 
@@ -181,7 +181,10 @@ def test_an_item_created_after_training_is_recommended_through_content(
         )
         assert response.status_code == 201
     # the hybrid vector comes from the item tower right away: no retraining
-    assert ItemEmbedding.objects.filter(item__external_id="shirt-new", space="hybrid").exists()
+    active = ModelVersion.objects.get(is_active=True)
+    assert ItemEmbedding.objects.filter(
+        item__external_id="shirt-new", space=f"hybrid@{active.pk}"
+    ).exists()
     assert ModelVersion.objects.count() == 1
     ids = []
     for u in (0, 3, 6):  # shirt lovers
@@ -295,8 +298,12 @@ def test_activation_guard_force_and_rollback(trained) -> None:
     assert forced.is_active
     assert ModelVersion.objects.filter(is_active=True).count() == 1
     assert set(
-        ItemEmbedding.objects.filter(space="hybrid").values_list("content_hash", flat=True)
+        ItemEmbedding.objects.filter(space=f"hybrid@{forced.pk}").values_list(
+            "content_hash", flat=True
+        )
     ) == {f"model-{forced.pk}"}
+    # the previous version's vectors are kept beside the active ones: rollback is a switch
+    assert ItemEmbedding.objects.filter(space=f"hybrid@{first.pk}").count() == 12
     assert model_rollback().pk == first.pk
     first.refresh_from_db()
     assert first.is_active

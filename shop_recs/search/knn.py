@@ -23,14 +23,23 @@ def _dims(literal: str) -> int:
     return literal.count(",") + 1
 
 
+def _stored_space(space: str) -> str:
+    """The stored space to scan for ``space`` (``hybrid`` -> the active version's key,
+    :func:`shop_recs.catalog.vectors.space_key`); ValueError for an unknown space."""
+    Space(vectors.base_space(vectors.check_space(space)))
+    return vectors.space_key(space)
+
+
 def item_spaces(*, external_id: str) -> tuple[int, dict[str, int]] | None:
-    """The item's id and the dimension of each space it has a vector in (no vectors are
-    transferred); None for an unknown item."""
+    """The item's id and the dimension of each space it has a vector in, by public name (a
+    model's space only for the active version; no vectors are transferred); None for an
+    unknown item."""
     items = connection.ops.quote_name(Item._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT i.id, e.space, e.dim FROM {items} i "
+            f"SELECT i.id, {vectors.public_space_sql('e.space')}, e.dim FROM {items} i "
             f"LEFT JOIN {vectors.embedding_table()} e ON e.item_id = i.id "
+            f"AND {vectors.served_space_sql('e.space')} "
             "WHERE i.external_id = %s",
             [external_id],
         )
@@ -76,11 +85,13 @@ def _explain_sql(
     """Per-space similarity of each result to the query: against query vectors given as
     literals (space -> vector), or against every vector of the stored item ``explain``."""
     similarity = "1 - (x.vector <=> q.v)"
+    # by public name, and of model vectors only the active version's
+    name, served = vectors.public_space_sql("x.space"), vectors.served_space_sql("x.space")
     if isinstance(explain, int):
         return (
-            f"(SELECT json_object_agg(x.space, {similarity.replace('q.v', 'q.vector')}) "
+            f"(SELECT json_object_agg({name}, {similarity.replace('q.v', 'q.vector')}) "
             f"FROM {table} x JOIN {table} q ON q.item_id = %s AND q.space = x.space "
-            f"AND q.dim = x.dim WHERE x.item_id = {id_column})",
+            f"AND q.dim = x.dim WHERE x.item_id = {id_column} AND {served})",
             [explain],
         )
     if not explain:
@@ -90,9 +101,9 @@ def _explain_sql(
     for name, literal in sorted(explain.items()):
         params += [name, literal]
     return (
-        f"(SELECT json_object_agg(x.space, {similarity}) FROM {table} x "
-        f"JOIN (VALUES {values}) AS q(space, v) ON q.space = x.space "
-        f"AND x.dim = vector_dims(q.v) WHERE x.item_id = {id_column})",
+        f"(SELECT json_object_agg({name}, {similarity}) FROM {table} x "
+        f"JOIN (VALUES {values}) AS q(space, v) ON q.space = {name} "
+        f"AND x.dim = vector_dims(q.v) WHERE x.item_id = {id_column} AND {served})",
         params,
     )
 
@@ -173,7 +184,7 @@ def vector_search(
     a larger ``hnsw.ef_search``, and the matching set is ranked exactly when it is small or the
     index still comes back short. On pgvector >= 0.8 iterative index scans help in the server.
     """
-    space = Space(space).value
+    space = _stored_space(space)
     table = vectors.embedding_table()
     q_sql, q_params, dim = _query_sql(space, query)
     op = vectors.distance_operator(space)
@@ -274,7 +285,7 @@ def item_cards(
     op = "<=>"
     dist_sql, q_params = "NULL", []
     if space is not None and query is not None:
-        space = Space(space).value
+        space = _stored_space(space)
         q_sql, q_params, dim = _query_sql(space, query)
         op = vectors.distance_operator(space)
         dist_sql = (
