@@ -92,6 +92,10 @@ DEFAULTS: dict[str, Any] = {
     "TRAIN_REFIT_ALL": True,
     # Fewer positive events than this: training refuses with a clear message.
     "TRAIN_MIN_INTERACTIONS": 20,
+    # Wall-clock seconds for one training run (evaluation fit + final fit), None: no limit.
+    # A model that supports it stops at the batch that passes its share and keeps its best
+    # state (the hybrid model's ``fit(time_budget=...)``).
+    "TRAIN_BUDGET_SECONDS": None,
     # A new version is activated only if this metric is at least (1 - tolerance) x the active
     # version's, unless forced.
     "ACTIVATION_METRIC": "recall@10",

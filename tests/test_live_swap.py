@@ -68,7 +68,7 @@ class Reader(threading.Thread):
 
 
 def _hybrid_index_state(version: ModelVersion) -> bool | None:
-    return index_valid(index_name(space_key(Space.HYBRID, version.pk), 16))
+    return index_valid(index_name(space_key(Space.HYBRID, version.pk), version.dim))
 
 
 def test_activations_and_a_bulk_re_encode_never_interrupt_serving(shop) -> None:
@@ -106,7 +106,7 @@ def test_activations_and_a_bulk_re_encode_never_interrupt_serving(shop) -> None:
         wanted = {
             index_name("text", TEXT_DIM),
             index_name("content", TEXT_DIM),
-            index_name(space_key("hybrid", third.pk), 16),
+            index_name(space_key("hybrid", third.pk), third.dim),
         }
         ids = list(Item.objects.order_by("pk").values_list("pk", flat=True))
         assert len(ids) >= 500

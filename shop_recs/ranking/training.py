@@ -7,6 +7,7 @@ The model lives in ``recsys`` (pure torch); this module runs it on the catalogue
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shutil
 import time
@@ -43,8 +44,24 @@ def _counts(dataset: Dataset, catalog: CatalogFeatures) -> dict[str, int]:
     }
 
 
+def _fit(model: Any, dataset: Dataset, progress: bool, budget: float | None) -> Any:
+    """``model.fit``, with a wall-clock budget when the model takes one."""
+    if budget is not None and "time_budget" in inspect.signature(model.fit).parameters:
+        return model.fit(dataset, progress=progress, time_budget=max(budget, 1e-3))
+    return model.fit(dataset, progress=progress)
+
+
+def _budget() -> float | None:
+    value = recs_settings.TRAIN_BUDGET_SECONDS
+    return float(value) if value else None
+
+
 def _evaluate(
-    model_cls: type, params: dict[str, Any], dataset: Dataset, progress: bool
+    model_cls: type,
+    params: dict[str, Any],
+    dataset: Dataset,
+    progress: bool,
+    budget: float | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Fit on all but a held-out slice of the positives and score that slice (with popularity
     on the same slice for reference)."""
@@ -55,7 +72,7 @@ def _evaluate(
     if recs_settings.TRAIN_REFIT_ALL and _supports(model_cls, params, "refit"):
         # the final fit on everything reuses this run's epoch choice: no second refit here
         params = {**params, "refit": False}
-    model = model_cls(**params).fit(train, progress=progress)
+    model = _fit(model_cls(**params), train, progress, budget)
     if not len(split.test_users):
         return model, {}
     metrics: dict[str, Any] = evaluate(model, split, ks=(10, 20))
@@ -143,12 +160,16 @@ def _model_train(
             )
         model_cls = model_class()
         on_progress(0.1, f"model {version.pk}: training and evaluating on a held-out slice")
-        model, metrics = _evaluate(model_cls, params, dataset, progress)
+        budget = _budget()
+        deadline = time.perf_counter() + budget if budget else None
+        share = budget / 2 if budget and recs_settings.TRAIN_REFIT_ALL else budget
+        model, metrics = _evaluate(model_cls, params, dataset, progress, share)
         # the evaluation run's epochs carry the validation metrics (the admin charts them)
         history = _history_of(model, "evaluation")
         if recs_settings.TRAIN_REFIT_ALL:
             on_progress(0.55, f"model {version.pk}: training on all events")
-            model = model_cls(**_refit_params(model, params)).fit(dataset, progress=progress)
+            left = deadline - time.perf_counter() if deadline is not None else None
+            model = _fit(model_cls(**_refit_params(model, params)), dataset, progress, left)
             history += _history_of(model, "final")
         on_progress(0.9, f"model {version.pk}: saving")
         path = model_dir() / str(version.pk)

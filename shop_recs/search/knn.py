@@ -86,10 +86,10 @@ def _explain_sql(
     literals (space -> vector), or against every vector of the stored item ``explain``."""
     similarity = "1 - (x.vector <=> q.v)"
     # by public name, and of model vectors only the active version's
-    name, served = vectors.public_space_sql("x.space"), vectors.served_space_sql("x.space")
+    public, served = vectors.public_space_sql("x.space"), vectors.served_space_sql("x.space")
     if isinstance(explain, int):
         return (
-            f"(SELECT json_object_agg({name}, {similarity.replace('q.v', 'q.vector')}) "
+            f"(SELECT json_object_agg({public}, {similarity.replace('q.v', 'q.vector')}) "
             f"FROM {table} x JOIN {table} q ON q.item_id = %s AND q.space = x.space "
             f"AND q.dim = x.dim WHERE x.item_id = {id_column} AND {served})",
             [explain],
@@ -101,8 +101,8 @@ def _explain_sql(
     for name, literal in sorted(explain.items()):
         params += [name, literal]
     return (
-        f"(SELECT json_object_agg({name}, {similarity}) FROM {table} x "
-        f"JOIN (VALUES {values}) AS q(space, v) ON q.space = {name} "
+        f"(SELECT json_object_agg({public}, {similarity}) FROM {table} x "
+        f"JOIN (VALUES {values}) AS q(space, v) ON q.space = {public} "
         f"AND x.dim = vector_dims(q.v) WHERE x.item_id = {id_column} AND {served})",
         params,
     )
