@@ -539,6 +539,7 @@ class Load:
         from django.db import connection, connections, transaction
 
         from shop_recs.catalog import vectors
+        from shop_recs.catalog.models import ItemEmbedding
         from shop_recs.ranking.registry import active_model
         from shop_recs.search.knn import vector_search
         from shop_recs.search.types import SimilarFilters
@@ -565,14 +566,13 @@ class Load:
                         version, model = found
                         space = vectors.space_key("hybrid", version.pk)
                         item_id = self.first_item + rng.randrange(self.shop.n_items)
-                        with connection.cursor() as cursor:
-                            cursor.execute(
-                                f"SELECT vector FROM {table} WHERE space = %s AND item_id = %s",
-                                [space, item_id],
-                            )
-                            row = cursor.fetchone()
+                        row = (
+                            ItemEmbedding.objects.filter(space=space, item_id=item_id)
+                            .values_list("vector", flat=True)
+                            .first()
+                        )
                         if row is not None:
-                            vec = np.asarray(row[0], dtype=np.float32)
+                            vec = np.asarray(row, dtype=np.float32)
                             q = vectors.to_literal(model.user_vector(None, vec[None, :]))
                             served = [
                                 n.item.id

@@ -186,6 +186,11 @@ def model_activate(*, version: ModelVersion, model: Any = None) -> int:
         version.is_active = True
         version.activated_at = timezone.now()
         version.save(update_fields=["is_active", "activated_at"])
+    # items re-encoded while the vectors were being written went to the then active space:
+    # now that this one is active, they are refreshed here (and by the encoders from now on)
+    late = _stale_item_ids(space)
+    if late:
+        written += hybrid_vectors_write(model=model, version=version, item_ids=late)
     keep = {space}
     if previous is not None:
         keep.add(space_key(Space.HYBRID, previous))
