@@ -18,6 +18,7 @@ from shop_recs.ranking.activation import model_activate, model_rollback
 from shop_recs.ranking.recommend import recommendations
 from shop_recs.ranking.similar import item_similar
 from shop_recs.ranking.training import model_train
+from shop_recs.search.knn import item_spaces
 from tests.admin_support import TEXT_DIM, make_shop, tiny_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -126,6 +127,10 @@ def test_activations_and_a_bulk_re_encode_never_interrupt_serving(shop) -> None:
         with CaptureQueriesContext(connection) as captured:
             assert model_rollback() == second
         assert ItemEmbedding.objects.filter(space=space_key("hybrid", third.pk)).count() == 600
+        # readers see one model space, by its public name: the active version's
+        assert set(item_spaces(external_id="shirt-0")[1]) == {"text", "content", "hybrid"}
+        found = item_similar(external_id="shirt-0", space="text", k=3)
+        assert all(set(n.similarity) == {"text", "content", "hybrid"} for n in found)
         time.sleep(0.3)
     finally:
         reader.stop.set()

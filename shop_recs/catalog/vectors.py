@@ -53,12 +53,6 @@ def base_space(space: str) -> str:
     return space.partition("@")[0]
 
 
-def space_version(space: str) -> int | None:
-    """The model version of a versioned space key (``hybrid@12`` -> 12), else None."""
-    _, _, version = space.partition("@")
-    return int(version) if version else None
-
-
 def active_version_id() -> int | None:
     """The active model version's id (the pointer readers follow), or None."""
     from shop_recs.catalog.models import ModelVersion
@@ -88,10 +82,15 @@ def served_space_sql(column: str) -> str:
     from shop_recs.catalog.models import ModelVersion
 
     versions = connection.ops.quote_name(ModelVersion._meta.db_table)
-    versioned = " AND ".join(f"{column} NOT LIKE '{s}@%%'" for s in sorted(VERSIONED_SPACES))
+    # an uncorrelated subquery: evaluated once per statement (an InitPlan), not per row
     return (
-        f"(({versioned}) OR {column} = (SELECT split_part({column}, '@', 1) || '@' || v.id "
-        f"FROM {versions} v WHERE v.is_active LIMIT 1))"
+        "("
+        + " AND ".join(
+            f"({column} NOT LIKE '{name}@%%' OR {column} = (SELECT '{name}@' || v.id "
+            f"FROM {versions} v WHERE v.is_active LIMIT 1))"
+            for name in sorted(VERSIONED_SPACES)
+        )
+        + ")"
     )
 
 
