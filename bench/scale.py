@@ -306,8 +306,8 @@ def import_events(shop: Shop, events: dict[str, np.ndarray]) -> tuple[int, dict[
             customer.tolist(), session.tolist(), item.tolist(), event.tolist(), stamp.tolist(),
             strict=True,
         )  # fmt: skip
-        tail = f"1\t{{}}\t{created}"
-        lines = [f"{c}\t{s}\t{i}\t{e}\t{t}\t{tail}" for c, s, i, e, t in fields]
+        tail = f"{{}}\t{created}"  # context, created_at
+        lines = [f"{c}\t{s}\t{i}\t{e}\t1\t{t}\t{tail}" for c, s, i, e, t in fields]
         return ("\n".join(lines) + "\n").encode()
 
     started = time.perf_counter()
