@@ -340,6 +340,10 @@ def load_vectors(shop: Shop, encoder_version: str, encoder_name: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT min(id) FROM {connection.ops.quote_name(Item._meta.db_table)}")
         first_item = int(cursor.fetchone()[0])
+        # the spaces are empty: their indexes (migration 0003 creates text/384) are built in
+        # the index_build stage, over the loaded vectors, as a first import does
+        for space in ("text", "content"):
+            cursor.execute(f"DROP INDEX IF EXISTS {vectors.index_name(space, shop.dim)}")
     now = datetime.now(UTC)
     versions = {"text": encoder_version, "content": "content-synthetic"}
 
