@@ -676,6 +676,7 @@ def configure(args: argparse.Namespace) -> Any:
                 "sampled_negatives": 2048,
             },
             "TRAIN_BUDGET_SECONDS": args.train_budget,
+            "TRAIN_EVAL_USERS_MAX": 5000,
             "TRAIN_MIN_INTERACTIONS": 20,
             "MODEL_DIR": str(Path(os.environ.get("SHOP_RECS_DATA_DIR", "/tmp")) / "models"),
         }

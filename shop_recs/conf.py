@@ -96,6 +96,8 @@ DEFAULTS: dict[str, Any] = {
     # A model that supports it stops at the batch that passes its share and keeps its best
     # state (the hybrid model's ``fit(time_budget=...)``).
     "TRAIN_BUDGET_SECONDS": None,
+    # Test users the evaluation of a training run ranks (a fixed random sample); None: all.
+    "TRAIN_EVAL_USERS_MAX": 20000,
     # A new version is activated only if this metric is at least (1 - tolerance) x the active
     # version's, unless forced.
     "ACTIVATION_METRIC": "recall@10",

@@ -7,6 +7,7 @@ The model lives in ``recsys`` (pure torch); this module runs it on the catalogue
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import shutil
@@ -75,10 +76,28 @@ def _evaluate(
     model = _fit(model_cls(**params), train, progress, budget)
     if not len(split.test_users):
         return model, {}
+    split = _sampled(split, recs_settings.TRAIN_EVAL_USERS_MAX)
     metrics: dict[str, Any] = evaluate(model, split, ks=(10, 20))
     popular = evaluate(PopularityRecommender().fit(train), split, ks=(10, 20))
     metrics["popularity"] = {k: popular[k] for k in ("recall@10", "ndcg@10", "recall@20")}
     return model, metrics
+
+
+def _sampled(split: Any, limit: int | None) -> Any:
+    """At most ``limit`` test users (a fixed random sample): ranking every test user against
+    the whole catalogue costs users x items, the largest share of a run at scale."""
+    if not limit or split.n_test_users <= int(limit):
+        return split
+    rng = np.random.default_rng(int(recs_settings.TRAIN_SEED))
+    keep = np.sort(rng.choice(split.n_test_users, int(limit), replace=False))
+    return dataclasses.replace(
+        split,
+        test_users=split.test_users[keep],
+        relevant=[split.relevant[j] for j in keep],
+        histories=[split.histories[j] for j in keep],
+        known_user=split.known_user[keep],
+        exclude=[split.exclude[j] for j in keep],
+    )
 
 
 def training_request(*, force: bool = False, note: str = "") -> None:
