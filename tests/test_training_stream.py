@@ -103,3 +103,19 @@ def test_a_time_budget_stops_training_with_a_usable_model(shop) -> None:
     assert model.fit_seconds_ < 10
     ids, _ = model.recommend("c0", k=3)
     assert len(ids) == 3
+
+
+def test_training_runs_within_its_budget_and_evaluates_a_user_sample(shop, settings) -> None:
+    from shop_recs.ranking.training import model_train
+
+    settings.SHOP_RECS = {
+        **settings.SHOP_RECS,
+        "MODEL_PARAMS": {**TINY_MODEL, "max_epochs": 500, "patience": 500, "batch_size": 8},
+        "TRAIN_BUDGET_SECONDS": 1.0,
+        "TRAIN_EVAL_USERS_MAX": 7,
+    }
+    version = model_train(force=True)
+    assert version.status == "ready" and version.is_active
+    assert version.metrics["test_users"] == 7
+    stopped = [h for h in version.history if h.get("stopped") == "time budget"]
+    assert stopped and len(version.history) < 500
