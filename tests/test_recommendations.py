@@ -109,7 +109,7 @@ def test_training_stores_an_evaluated_active_version(trained) -> None:
     # the final fit's history (a hybrid's loss per epoch: tests/test_model_selection.py)
     assert version.history and json.dumps(version.history)
     assert version.duration_seconds > 0 and Path(version.artefact, "config.json").is_file()
-    hybrid = ItemEmbedding.objects.filter(space="hybrid")
+    hybrid = ItemEmbedding.objects.filter(space=f"hybrid@{version.pk}")
     assert hybrid.count() == 12 and {e.dim for e in hybrid} == {version.dim}
 
 
@@ -182,7 +182,10 @@ def test_an_item_created_after_training_is_recommended_through_content(
         )
         assert response.status_code == 201
     # the hybrid vector comes from the item tower right away: no retraining
-    assert ItemEmbedding.objects.filter(item__external_id="shirt-new", space="hybrid").exists()
+    active = ModelVersion.objects.get(is_active=True)
+    assert ItemEmbedding.objects.filter(
+        item__external_id="shirt-new", space=f"hybrid@{active.pk}"
+    ).exists()
     assert ModelVersion.objects.count() == 1
     ids = []
     for u in (0, 3, 6):  # shirt lovers
@@ -296,8 +299,12 @@ def test_activation_guard_force_and_rollback(trained) -> None:
     assert forced.is_active
     assert ModelVersion.objects.filter(is_active=True).count() == 1
     assert set(
-        ItemEmbedding.objects.filter(space="hybrid").values_list("content_hash", flat=True)
+        ItemEmbedding.objects.filter(space=f"hybrid@{forced.pk}").values_list(
+            "content_hash", flat=True
+        )
     ) == {f"model-{forced.pk}"}
+    # the previous version's vectors are kept beside the active ones: rollback is a switch
+    assert ItemEmbedding.objects.filter(space=f"hybrid@{first.pk}").count() == 12
     assert model_rollback().pk == first.pk
     first.refresh_from_db()
     assert first.is_active

@@ -249,8 +249,8 @@ def _nearest_explained(
     )
 
 
-def _hybrid_dim() -> int:
-    row = ItemEmbedding.objects.filter(space=Space.HYBRID).values_list("dim", flat=True).first()
+def _hybrid_dim(space: str) -> int:
+    row = ItemEmbedding.objects.filter(space=space).values_list("dim", flat=True).first()
     return int(row or 0)
 
 
@@ -305,8 +305,10 @@ def recommendations(
     if found is not None:
         version, model = found
         model_version = version.pk
-        hybrid = _space_vectors(Space.HYBRID, [h.item_id for h in history])
-        # activation replaces every hybrid vector at once: all come from the active model
+        # the version's own space (shop_recs.catalog.vectors.space_key): the user tower and
+        # the item vectors it is compared with come from the same model, also mid-activation
+        space = vectors.space_key(Space.HYBRID, version.pk)
+        hybrid = _space_vectors(space, [h.item_id for h in history])
         usable = [h for h in history if h.item_id in hybrid]
         key = user_key(
             customer_external_id=customer.external_id if customer else None,
@@ -316,13 +318,13 @@ def recommendations(
             hv = (
                 np.stack([hybrid[h.item_id] for h in usable])
                 if usable
-                else np.zeros((0, _hybrid_dim()), np.float32)
+                else np.zeros((0, _hybrid_dim(space)), np.float32)
             )
             weights = np.asarray([h.weight for h in usable], dtype=np.float32)
             user_vec = model.user_vector(key, hv, weights if usable else None)
             explainer = (model, key, usable, hv, weights if usable else None)
             results += _nearest_explained(
-                Space.HYBRID, user_vec, k=k, filters=filters, exclude_item_ids=taken(),
+                space, user_vec, k=k, filters=filters, exclude_item_ids=taken(),
                 source="model", history=usable, history_vectors=hybrid, explainer=explainer,
             )  # fmt: skip
     if len(results) < k and history:

@@ -7,6 +7,8 @@ The model lives in ``recsys`` (pure torch); this module runs it on the catalogue
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 import shutil
 import time
@@ -43,8 +45,24 @@ def _counts(dataset: Dataset, catalog: CatalogFeatures) -> dict[str, int]:
     }
 
 
+def _fit(model: Any, dataset: Dataset, progress: bool, budget: float | None) -> Any:
+    """``model.fit``, with a wall-clock budget when the model takes one."""
+    if budget is not None and "time_budget" in inspect.signature(model.fit).parameters:
+        return model.fit(dataset, progress=progress, time_budget=max(budget, 1e-3))
+    return model.fit(dataset, progress=progress)
+
+
+def _budget() -> float | None:
+    value = recs_settings.TRAIN_BUDGET_SECONDS
+    return float(value) if value else None
+
+
 def _evaluate(
-    model_cls: type, params: dict[str, Any], dataset: Dataset, progress: bool
+    model_cls: type,
+    params: dict[str, Any],
+    dataset: Dataset,
+    progress: bool,
+    budget: float | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Fit on all but a held-out slice of the positives and score that slice (with popularity
     on the same slice for reference)."""
@@ -55,13 +73,31 @@ def _evaluate(
     if recs_settings.TRAIN_REFIT_ALL and _supports(model_cls, params, "refit"):
         # the final fit on everything reuses this run's epoch choice: no second refit here
         params = {**params, "refit": False}
-    model = model_cls(**params).fit(train, progress=progress)
+    model = _fit(model_cls(**params), train, progress, budget)
     if not len(split.test_users):
         return model, {}
+    split = _sampled(split, recs_settings.TRAIN_EVAL_USERS_MAX)
     metrics: dict[str, Any] = evaluate(model, split, ks=(10, 20))
     popular = evaluate(PopularityRecommender().fit(train), split, ks=(10, 20))
     metrics["popularity"] = {k: popular[k] for k in ("recall@10", "ndcg@10", "recall@20")}
     return model, metrics
+
+
+def _sampled(split: Any, limit: int | None) -> Any:
+    """At most ``limit`` test users (a fixed random sample): ranking every test user against
+    the whole catalogue costs users x items, the largest share of a run at scale."""
+    if not limit or split.n_test_users <= int(limit):
+        return split
+    rng = np.random.default_rng(int(recs_settings.TRAIN_SEED))
+    keep = np.sort(rng.choice(split.n_test_users, int(limit), replace=False))
+    return dataclasses.replace(
+        split,
+        test_users=split.test_users[keep],
+        relevant=[split.relevant[j] for j in keep],
+        histories=[split.histories[j] for j in keep],
+        known_user=split.known_user[keep],
+        exclude=[split.exclude[j] for j in keep],
+    )
 
 
 def training_request(*, force: bool = False, note: str = "") -> None:
@@ -146,7 +182,7 @@ def _model_train(
                 "needed to train. Record more events (POST /api/v1/events/) or import a bundle."
             )
         if selecting:
-            budget = float(recs_settings.TRAIN_BUDGET_SECONDS)
+            budget = _budget() or 180.0
             on_progress(0.1, f"model {version.pk}: selecting a model within {budget:.0f} s")
             model, metrics, selection = _select(dataset, params, budget, progress)
             version.selection = selection
@@ -156,12 +192,16 @@ def _model_train(
         else:
             model_cls = model_class()
             on_progress(0.1, f"model {version.pk}: training and evaluating on a held-out slice")
-            model, metrics = _evaluate(model_cls, params, dataset, progress)
+            budget = _budget()
+            deadline = time.perf_counter() + budget if budget else None
+            share = budget / 2 if budget and recs_settings.TRAIN_REFIT_ALL else budget
+            model, metrics = _evaluate(model_cls, params, dataset, progress, share)
             # the evaluation run's epochs carry the validation metrics (the admin charts them)
             history = _history_of(model, "evaluation")
             if recs_settings.TRAIN_REFIT_ALL:
                 on_progress(0.55, f"model {version.pk}: training on all events")
-                model = model_cls(**_refit_params(model, params)).fit(dataset, progress=progress)
+                left = deadline - time.perf_counter() if deadline is not None else None
+                model = _fit(model_cls(**_refit_params(model, params)), dataset, progress, left)
                 history += _history_of(model, "final")
         on_progress(0.9, f"model {version.pk}: saving")
         path = model_dir() / str(version.pk)
