@@ -12,7 +12,13 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from shop_recs.catalog.models import Customer, Item, ItemEmbedding, ModelVersion, Space
-from shop_recs.catalog.vectors import index_name, index_valid, space_indexes, space_key
+from shop_recs.catalog.vectors import (
+    ensure_index,
+    index_name,
+    index_valid,
+    space_indexes,
+    space_key,
+)
 from shop_recs.encoding.service import items_encode
 from shop_recs.ranking.activation import model_activate, model_rollback
 from shop_recs.ranking.recommend import recommendations
@@ -109,6 +115,10 @@ def test_activations_and_a_bulk_re_encode_never_interrupt_serving(shop) -> None:
             index_name("content", TEXT_DIM),
             index_name(space_key("hybrid", third.pk), third.dim),
         }
+        # the live shop's content indexes (an earlier test of the session may have dropped them)
+        for space in ("text", "content"):
+            ensure_index(space, TEXT_DIM)
+        assert wanted <= set(space_indexes())
         ids = list(Item.objects.order_by("pk").values_list("pk", flat=True))
         assert len(ids) >= 500
         report = items_encode(

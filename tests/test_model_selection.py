@@ -21,6 +21,7 @@ from django.utils.module_loading import import_string
 from shop_recs.catalog import services
 from shop_recs.catalog.models import Customer, Item, ItemEmbedding, ModelVersion
 from shop_recs.catalog.services import EventIn
+from shop_recs.catalog.vectors import space_key
 from shop_recs.conf import recs_settings
 from shop_recs.encoding.service import items_encode
 from shop_recs.ranking import registry
@@ -130,7 +131,7 @@ def test_recs_train_selects_a_model_and_stores_the_search(shop, tmp_path) -> Non
     registry._cache.clear()
     model = registry.load_model(version)
     assert isinstance(model, cls) and version.dim == model.vector_dim
-    hybrid = ItemEmbedding.objects.filter(space="hybrid")
+    hybrid = ItemEmbedding.objects.filter(space=space_key("hybrid", version.pk))
     assert hybrid.count() == N_ITEMS and {e.dim for e in hybrid} == {version.dim}
     # the version's metrics are the chosen candidate's validation figures
     for name in ("recall@10", "ndcg@10"):
@@ -206,7 +207,9 @@ def test_every_family_serves_every_path(
             format="json",
         )
         assert response.status_code == 201
-    assert ItemEmbedding.objects.filter(item__external_id="lamp-new", space="hybrid").exists()
+    assert ItemEmbedding.objects.filter(
+        item__external_id="lamp-new", space=space_key("hybrid")
+    ).exists()
     similar = api.get("/api/v1/items/lamp-new/similar/?space=hybrid&k=3").json()
     assert sum(family_of(r["item"]["external_id"]) == "lamp" for r in similar["results"]) >= 2
     picks = set()

@@ -380,8 +380,9 @@ class HybridRecommender(VectorRecommender):
                 "epoch": epoch,
                 "train_loss": total / max(steps, 1),
             }
-            if self._out_of_time():
-                record["stopped"] = "time budget"
+            out_of_time = self._out_of_time()
+            if out_of_time:
+                record["stopped"] = "deadline"
                 record["batches"] = steps
             if val is not None:
                 record.update(self._validate(net, train, val, reduced, device))
@@ -393,9 +394,6 @@ class HybridRecommender(VectorRecommender):
                     loss=f"{record['train_loss']:.4f}",
                     **({"r@10": f"{record['recall@10']:.4f}"} if val is not None else {}),
                 )
-            out_of_time = self._deadline is not None and time.monotonic() > self._deadline
-            if out_of_time:
-                record["stopped"] = "deadline"
             if val is None:
                 best_epoch = epoch
                 if out_of_time:
