@@ -32,9 +32,8 @@ from shop_recs.catalog.models import (
     Space,
 )
 from shop_recs.conf import recs_settings
-from shop_recs.ranking import merchandising
+from shop_recs.ranking import experiments, merchandising
 from shop_recs.ranking.dataset import user_key
-from shop_recs.ranking.registry import active_model
 from shop_recs.recsys.base import event_weight
 from shop_recs.search.knn import item_cards, popular_items, vector_search
 from shop_recs.search.types import ItemCard, Neighbour, SimilarFilters
@@ -151,9 +150,16 @@ def _explained(
     space: str,
     history: list[HistoryItem],
     history_vectors: dict[int, np.ndarray],
+    vectors_of: Any = None,
 ) -> list[Recommendation]:
     """Attach to each result the history item most similar to it in ``space`` (cosine)."""
-    result_vectors = _space_vectors(space, [n.item.id for n in found]) if history_vectors else {}
+    ids = [n.item.id for n in found]
+    if not history_vectors:
+        result_vectors = {}
+    elif vectors_of is not None:
+        result_vectors = vectors_of(ids)
+    else:
+        result_vectors = _space_vectors(space, ids)
     out = []
     for n in found:
         because = None
@@ -212,11 +218,6 @@ def _nearest_explained(
     )
 
 
-def _hybrid_dim() -> int:
-    row = ItemEmbedding.objects.filter(space=Space.HYBRID).values_list("dim", flat=True).first()
-    return int(row or 0)
-
-
 def _weighted_mean(vectors_: list[np.ndarray], weights: list[float]) -> np.ndarray:
     stacked = np.stack(vectors_)
     w = np.asarray(weights, dtype=np.float32)[:, None]
@@ -264,11 +265,12 @@ def recommendations(
     def taken() -> list[int]:
         return sorted(excluded | {r.item.id for r in results})
 
-    found = active_model()
+    serving = experiments.current()
+    found = experiments.serving_model()
     if found is not None:
-        version, model = found
+        version, model, store = found
         model_version = version.pk
-        hybrid = _space_vectors(Space.HYBRID, [h.item_id for h in history])
+        hybrid = store.vectors([h.item_id for h in history])
         # activation replaces every hybrid vector at once: all come from the active model
         usable = [h for h in history if h.item_id in hybrid]
         key = user_key(
@@ -279,15 +281,17 @@ def recommendations(
             hv = (
                 np.stack([hybrid[h.item_id] for h in usable])
                 if usable
-                else np.zeros((0, _hybrid_dim()), np.float32)
+                else np.zeros((0, store.dim()), np.float32)
             )
             weights = np.asarray([h.weight for h in usable], dtype=np.float32)
             user_vec = model.user_vector(key, hv, weights if usable else None)
-            results += _nearest_explained(
-                Space.HYBRID, user_vec, k=k, filters=filters, exclude_item_ids=taken(),
-                source="model", history=usable, history_vectors=hybrid,
+            found_n = store.search(user_vec, k=k, filters=filters, exclude_item_ids=taken())
+            results += _explained(
+                found_n, source="model", space=Space.HYBRID, history=usable,
+                history_vectors=hybrid, vectors_of=store.vectors,
             )  # fmt: skip
-    if len(results) < k and history:
+    use_content = serving is None or serving.strategy != "popular"
+    if len(results) < k and history and use_content:
         content = _space_vectors(Space.CONTENT, [h.item_id for h in history])
         usable = [h for h in history if h.item_id in content]
         dims = {len(content[h.item_id]) for h in usable}
