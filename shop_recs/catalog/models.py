@@ -609,6 +609,9 @@ class Exposure(models.Model):
     shopper = models.CharField(max_length=300)
     surface = models.CharField(max_length=20)
     item_ids = ArrayField(models.BigIntegerField())
+    # the model version that served it (None: no model, e.g. the popular strategy); the model
+    # versions page shows the online results of each version from these
+    model_version_id = models.IntegerField(null=True, blank=True, db_index=True)
     served_at = models.DateTimeField()
 
     class Meta:

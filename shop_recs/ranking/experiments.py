@@ -115,7 +115,17 @@ class ListTag:
             shopper=self.serving.shopper,
             surface=self.serving.surface,
             item_ids=item_ids,
+            model_version_id=self.model_version_id(),
         )
+
+    def model_version_id(self) -> int | None:
+        """The model version that served this list (None when its strategy uses none)."""
+        serving = self.serving
+        if serving is None or serving.strategy != Arm.Strategy.MODEL:
+            return None
+        if serving.version_id is not None:
+            return serving.version_id
+        return ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True).first()
 
     def fields(self) -> dict[str, Any]:
         """The fields every list response carries."""

@@ -63,8 +63,8 @@ def similar_with_rules(
             item_ids=ids,
             filters=filters,
             exclude_item_ids=exclude,
-            space=space,
-            query=query,
+            space=space if query else None,
+            query=query or None,
             explain=item_id,
         ),
     )

@@ -18,6 +18,7 @@ def beat_schedule(
     stats_seconds: float | None = 3600,
     retrain_seconds: float | None = None,
     sync_seconds: float | None = None,
+    experiments_seconds: float | None = 30,
 ) -> dict[str, dict[str, Any]]:
     """Entries for ``app.conf.beat_schedule``; None or 0 leaves a job out.
 
@@ -25,12 +26,15 @@ def beat_schedule(
       left stale; events refresh their items' statistics anyway);
     - ``retrain_seconds``: train a new model, evaluate it, activate it when not worse;
     - ``sync_seconds``: reconcile the items with the shop's products (``recs_sync``), which
-      catches up on product changes a killed process had not handed out.
+      catches up on product changes a killed process had not handed out;
+    - ``experiments_seconds``: write the experiments' spooled lists and events (the web
+      processes also do it every ``EXPERIMENT_FLUSH_SECONDS``).
     """
     jobs = {
         "shop-recs-refresh-item-stats": (f"{TASKS}.refresh_all_item_stats", stats_seconds),
         "shop-recs-train-model": (f"{TASKS}.train_model", retrain_seconds),
         "shop-recs-sync-products": (f"{TASKS}.sync_products", sync_seconds),
+        "shop-recs-flush-experiments": (f"{TASKS}.flush_experiments", experiments_seconds),
     }
     return {
         name: {"task": task, "schedule": float(seconds)}

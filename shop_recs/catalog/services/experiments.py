@@ -210,9 +210,11 @@ def exposure_log(
     shopper: str,
     surface: str,
     item_ids: Sequence[int],
+    model_version_id: int | None = None,
 ) -> None:
     """Spool one list served in an experiment. Never raises: a failure is logged."""
     record = {
+        "mv": model_version_id,
         "t": "exposure",
         "list": list_id,
         "exp": experiment_id,
@@ -373,6 +375,7 @@ def _write(records: list[dict[str, Any]]) -> None:
             list_id=str(r["list"])[:32], experiment_id=r["exp"], arm_id=r["arm"],
             shopper=str(r["shopper"])[:300], surface=str(r.get("surface", ""))[:20],
             item_ids=[int(x) for x in r.get("items") or []], served_at=served_at,
+            model_version_id=r.get("mv") if isinstance(r.get("mv"), int) else None,
         )  # fmt: skip
     event_ids = sorted({int(r["id"]) for r in records if r.get("t") == "event" and "id" in r})
     with transaction.atomic():

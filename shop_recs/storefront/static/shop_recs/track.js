@@ -1,7 +1,10 @@
 /* shop_recs tracker: clicks, cart adds and recent views -> POST /api/v1/track/. No deps.
    <script src=".../track.js" data-endpoint="/api/v1/track/" defer></script>
    Marks: data-shop-recs-click="ID", data-shop-recs-cart="ID", <meta name="shop-recs-item"
-   content="ID"> (kept in localStorage; data-track-views on the script tag also sends a view). */
+   content="ID"> (kept in localStorage; data-track-views on the script tag also sends a view).
+   A click or cart add inside a served list (an element with data-shop-recs-list, which the
+   widgets and the template tags set) is sent with that list id and the item's
+   data-shop-recs-position, so experiments credit the list's arm. */
 (function () {
   "use strict";
   var me = document.currentScript || document.querySelector("script[data-endpoint]") || {};
@@ -30,13 +33,26 @@
 
   function track(event, id) { if (id) send([{ event: event, item_id: String(id) }]); }
 
+  function fromList(event, el, attr) {
+    var e = { event: event, item_id: el.getAttribute(attr) };
+    var list = el.closest("[data-shop-recs-list]");
+    var id = list && list.getAttribute("data-shop-recs-list");
+    if (id && /^[0-9a-f]{32}$/.test(id)) {
+      e.list_id = id;
+      var at = el.closest("[data-shop-recs-position]");
+      var position = at && parseInt(at.getAttribute("data-shop-recs-position"), 10);
+      if (position >= 1 && position <= 1000) e.position = position;
+    }
+    return e;
+  }
+
   document.addEventListener("click", function (ev) {
     try {
       var t = ev.target, events = [];
       var el = t && t.closest && t.closest("[data-shop-recs-click]");
-      if (el) events.push({ event: "click", item_id: el.getAttribute("data-shop-recs-click") });
+      if (el) events.push(fromList("click", el, "data-shop-recs-click"));
       el = t && t.closest && t.closest("[data-shop-recs-cart]");
-      if (el) events.push({ event: "cart", item_id: el.getAttribute("data-shop-recs-cart") });
+      if (el) events.push(fromList("cart", el, "data-shop-recs-cart"));
       send(events.filter(function (e) { return e.item_id; }));
     } catch (e) { /* ignore */ }
   }, true);
