@@ -111,8 +111,8 @@ def start_gunicorn(
         try:
             if requests.get(server.url + ready_path, timeout=2).ok:
                 return server
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or its first request is slow (a busy machine)
         if proc.poll() is not None or time.monotonic() > deadline:
             server.stop()
             raise RuntimeError(f"gunicorn did not start:\n{server.log_tail(3000)}")

@@ -266,7 +266,7 @@ def test_an_arm_without_rules_ignores_them_and_extra_rules_apply_in_their_arm_on
             {"name": "norules", "strategy": "popular", "rules": "off"},
         ),
     )
-    rules_arm, off_arm = e.arms.order_by("id")
+    _, off_arm = e.arms.order_by("id")
     off_arm.extra_rules.add(extra)
     by_arm = {}
     for n in range(30):

@@ -2,9 +2,7 @@
    <script src=".../track.js" data-endpoint="/api/v1/track/" defer></script>
    Marks: data-shop-recs-click="ID", data-shop-recs-cart="ID", <meta name="shop-recs-item"
    content="ID"> (kept in localStorage; data-track-views on the script tag also sends a view).
-   A click or cart add inside a served list (an element with data-shop-recs-list, which the
-   widgets and the template tags set) is sent with that list id and the item's
-   data-shop-recs-position, so experiments credit the list's arm. */
+   Inside a served list (data-shop-recs-list) the list id and data-shop-recs-position go too. */
 (function () {
   "use strict";
   var me = document.currentScript || document.querySelector("script[data-endpoint]") || {};
@@ -34,14 +32,13 @@
   function track(event, id) { if (id) send([{ event: event, item_id: String(id) }]); }
 
   function fromList(event, el, attr) {
-    var e = { event: event, item_id: el.getAttribute(attr) };
-    var list = el.closest("[data-shop-recs-list]");
-    var id = list && list.getAttribute("data-shop-recs-list");
+    var e = { event: event, item_id: el.getAttribute(attr) }, l = "data-shop-recs-list";
+    var at = el.closest("[" + l + "]"), id = at && at.getAttribute(l);
     if (id && /^[0-9a-f]{32}$/.test(id)) {
       e.list_id = id;
-      var at = el.closest("[data-shop-recs-position]");
-      var position = at && parseInt(at.getAttribute("data-shop-recs-position"), 10);
-      if (position >= 1 && position <= 1000) e.position = position;
+      at = el.closest("[data-shop-recs-position]");
+      var p = at && parseInt(at.getAttribute("data-shop-recs-position"), 10);
+      if (p >= 1 && p <= 1000) e.position = p;
     }
     return e;
   }
