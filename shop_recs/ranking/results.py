@@ -63,7 +63,7 @@ class Results:
     arms: list[ArmResult]
     control: ArmResult | None
     srm: SRM
-    # per arm name: [(hours since start, cumulative CTR, cumulative lists)]
+    # per arm name: [(hours/days since the start's hour/day, cumulative CTR, cumulative lists)]
     series: dict[str, list[tuple[float, float, int]]]
     bucket: str  # "hour" or "day"
 
@@ -167,6 +167,11 @@ def _series(
     for row in clicked:
         clicks[row["arm"]][row["t"]] = row["n"]
     times = sorted({t for per in lists.values() for t in per})
+    # x counts from the start of the bucket the experiment started in (the truncation's zone)
+    local = timezone.localtime(start)
+    origin = local.replace(minute=0, second=0, microsecond=0)
+    if not hourly:
+        origin = origin.replace(hour=0)
     series: dict[str, list[tuple[float, float, int]]] = {}
     unit = 3600.0 if hourly else 86400.0
     for arm in arms:
@@ -176,7 +181,7 @@ def _series(
             total_lists += lists[arm.pk].get(t, 0)
             total_clicks += clicks[arm.pk].get(t, 0)
             if total_lists:
-                x = (t - start).total_seconds() / unit
+                x = (t - origin).total_seconds() / unit
                 points.append((round(x, 3), total_clicks / total_lists, total_lists))
         series[arm.name] = points
     return series, "hour" if hourly else "day"

@@ -125,12 +125,19 @@ def results_charts(results: exp_results.Results) -> list[SafeString]:
         charts.Series(name, [(x, n) for x, _, n in points])
         for name, points in results.series.items()
     ]
+    x_label = f"{unit}s since the start's {unit}"
     return [
-        _svg(charts.line_chart(ctr, title="Cumulative CTR per arm", x_label=f"{unit}s since start",
-                               y_label="CTR (%)")),
-        _svg(charts.line_chart(lists, title="Lists served per arm (cumulative)",
-                               x_label=f"{unit}s since start", y_label="lists")),
-    ]  # fmt: skip
+        _svg(
+            charts.line_chart(
+                ctr, title="Cumulative CTR per arm", x_label=x_label, y_label="CTR (%)"
+            )
+        ),
+        _svg(
+            charts.line_chart(
+                lists, title="Lists served per arm (cumulative)", x_label=x_label, y_label="lists"
+            )
+        ),
+    ]
 
 
 def results_rows(results: exp_results.Results) -> list[dict[str, Any]]:
