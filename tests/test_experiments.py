@@ -504,3 +504,59 @@ def test_results_compare_arms_to_control_and_flag_srm(catalog) -> None:
     rows = results_rows(r)
     assert rows[1]["d_ctr"].startswith("+20.00 pp") and rows[1]["d_ctr_sig"]
     assert all(svg.startswith("<svg") for svg in results_charts(r))
+
+
+# --------------------------------------------------------------------------- model versions
+
+
+def test_an_arm_serves_a_version_that_is_not_active(
+    settings, tmp_path, client_for, admin_user, client
+) -> None:
+    from shop_recs.ranking.activation import model_activate
+    from shop_recs.ranking.training import model_train
+    from tests.admin_support import make_shop, tiny_settings
+
+    settings.SHOP_RECS = tiny_settings(
+        MODEL_DIR=str(tmp_path / "models"), EXPERIMENT_SPOOL=str(tmp_path / "spool"),
+        EXPERIMENTS_CACHE_SECONDS=0, EXPERIMENT_FLUSH_SECONDS=0, RULES_CACHE_SECONDS=0,
+    )  # fmt: skip
+    make_shop()
+    old = model_train()
+    new = model_train(force=True)
+    old.refresh_from_db()
+    assert new.is_active and not old.is_active
+    api = client_for("view_customer", username="reader")
+
+    def lists() -> dict[str, dict]:
+        return {
+            f"c{u}": api.get(f"/api/v1/customers/c{u}/recommendations/?k=5").json()
+            for u in range(12)
+        }
+
+    e = experiment(
+        surface="recommendations",
+        arms=({"name": "current"}, {"name": "previous", "model_version": old}),
+    )
+    served = lists()
+    by_arm = {
+        name: [c for c, d in served.items() if d["arm"] == name] for name in ("current", "previous")
+    }
+    assert by_arm["current"] and by_arm["previous"]
+    for c in by_arm["previous"]:
+        assert served[c]["model_version"] == old.pk
+    for c in by_arm["current"]:
+        assert served[c]["model_version"] == new.pk
+    exp.flush()
+    assert set(Exposure.objects.values_list("model_version_id", flat=True)) == {old.pk, new.pk}
+    # what the arm served from memory is what the old version serves once active
+    e.stopped_at = timezone.now()
+    e.save()
+    model_activate(version=old)
+    again = lists()
+    for c in by_arm["previous"]:
+        ids = [r["item"]["external_id"] for r in served[c]["results"]]
+        assert ids == [r["item"]["external_id"] for r in again[c]["results"]]
+    # the old version's page shows the experiment's online results
+    client.force_login(admin_user)
+    page = client.get(f"/admin/shop_recs_catalog/modelversion/{old.pk}/change/").content.decode()
+    assert 'id="recs-online"' in page and "previous" in page and e.name in page
