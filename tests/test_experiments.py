@@ -560,3 +560,48 @@ def test_an_arm_serves_a_version_that_is_not_active(
     client.force_login(admin_user)
     page = client.get(f"/admin/shop_recs_catalog/modelversion/{old.pk}/change/").content.decode()
     assert 'id="recs-online"' in page and "previous" in page and e.name in page
+
+
+# --------------------------------------------------------------------------- admin
+
+
+def _arm_form(prefix: int, **values: str) -> dict[str, str]:
+    base = {"name": "", "share": "50", "strategy": "model", "similar_space": "", "rules": "live"}
+    return {f"arms-{prefix}-{k}": v for k, v in {**base, **values}.items()}
+
+
+def _add_form(name: str, surface: str, *arms: dict[str, str]) -> dict[str, str]:
+    data = {
+        "name": name, "surface": surface, "starts_at_0": "2026-01-01", "starts_at_1": "00:00:00",
+        "salt": "", "note": "", "arms-TOTAL_FORMS": str(len(arms)), "arms-INITIAL_FORMS": "0",
+        "arms-MIN_NUM_FORMS": "0", "arms-MAX_NUM_FORMS": "1000",
+    }  # fmt: skip
+    for a in arms:
+        data.update(a)
+    return data
+
+
+def test_admin_validates_arms_and_surfaces_and_guards_its_actions(
+    catalog, client, admin_user
+) -> None:
+    client.force_login(admin_user)
+    url = "/admin/shop_recs_catalog/experiment/add/"
+    one_arm = client.post(url, _add_form("x", "all", _arm_form(0, name="A")))
+    assert one_arm.status_code == 200 and "at least two arms" in one_arm.content.decode()
+    ok = client.post(url, _add_form("x", "similar", _arm_form(0, name="A"), _arm_form(1, name="B")))
+    assert ok.status_code == 302
+    e = Experiment.objects.get(name="x")
+    assert e.salt == "x" and e.arms.get(name="A").is_control  # the first arm by default
+    clash = client.post(url, _add_form("y", "all", _arm_form(0, name="A"), _arm_form(1, name="B")))
+    assert clash.status_code == 200 and "same surface" in clash.content.decode()
+    results = f"/admin/shop_recs_catalog/experiment/{e.pk}/results/"
+    page = client.get(results)
+    assert page.status_code == 200 and 'id="recs-results"' in page.content.decode()
+    assert client.get(f"/admin/shop_recs_catalog/experiment/{e.pk}/stop/").status_code == 405
+    assert client.get("/admin/shop_recs_catalog/experiment/abc/results/").status_code == 404
+    bad = client.post(f"/admin/shop_recs_catalog/experiment/{e.pk}/promote/", {"arm": "nope"})
+    assert bad.status_code == 302 and Experiment.objects.get(pk=e.pk).promoted_arm is None
+    client.post(f"/admin/shop_recs_catalog/experiment/{e.pk}/stop/")
+    assert Experiment.objects.get(pk=e.pk).stopped_at is not None
+    client.logout()
+    assert client.get(results).status_code == 302  # to the login page

@@ -19,7 +19,7 @@ from django.urls import path
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from shop_recs.catalog.models import Arm, Experiment
+from shop_recs.catalog.models import Arm, Experiment, ModelVersion
 from shop_recs.catalog.services import experiments as exp_services
 from shop_recs.dashboard import charts
 from shop_recs.dashboard.admin.site import admin_url, site
@@ -78,7 +78,11 @@ class ArmInline(admin.TabularInline):
         "rules",
         "extra_rules",
     )
-    autocomplete_fields: tuple[str, ...] = ()
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "model_version":  # only versions that can serve
+            kwargs["queryset"] = ModelVersion.objects.filter(status=ModelVersion.Status.READY)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class ExperimentForm(forms.ModelForm):
