@@ -605,3 +605,27 @@ def test_admin_validates_arms_and_surfaces_and_guards_its_actions(
     assert Experiment.objects.get(pk=e.pk).stopped_at is not None
     client.logout()
     assert client.get(results).status_code == 302  # to the login page
+
+
+def test_a_flush_waits_for_a_drain_in_progress(catalog, tmp_path) -> None:
+    import threading
+    import time
+
+    e = experiment()
+    a = e.arms.get(name="A")
+    exp.exposure_log(list_id="d" * 32, experiment_id=e.pk, arm_id=a.pk, shopper="s:z",
+                     surface="similar", item_ids=[catalog[0].pk])  # fmt: skip
+    held = threading.Event()
+
+    def other_process_draining() -> None:
+        with spool._locked(tmp_path / "spool" / ".drain.lock", "a"):
+            held.set()
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=other_process_draining)
+    thread.start()
+    held.wait(5)
+    assert exp.flush(wait=False) == 0  # the background thread's flush: skip this round
+    assert exp.flush() == 1  # the results page's: waits, then writes
+    thread.join()
+    assert Exposure.objects.filter(list_id="d" * 32).exists()

@@ -70,11 +70,14 @@ def _redis_append(url: str, lines: list[str]) -> None:
     _redis(url).rpush(REDIS_KEY, *lines)
 
 
-def _redis_drain(url: str, handler: Handler, batch: int) -> int:
+def _redis_drain(url: str, handler: Handler, batch: int, wait: bool) -> int:
     client = _redis(url)
     token = uuid.uuid4().hex
-    if not client.set(f"{REDIS_KEY}:lock", token, nx=True, ex=300):
-        return 0  # another process is draining
+    deadline = time.monotonic() + 300
+    while not client.set(f"{REDIS_KEY}:lock", token, nx=True, ex=300):
+        if not wait or time.monotonic() > deadline:
+            return 0  # another process is draining
+        time.sleep(0.05)
     done = 0
     try:
         while True:
@@ -131,10 +134,10 @@ def _file_append(directory: Path, lines: list[str]) -> None:
     raise OSError(f"could not append to the spool {path}")
 
 
-def _file_drain(directory: Path, handler: Handler, batch: int) -> int:
+def _file_drain(directory: Path, handler: Handler, batch: int, wait: bool) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     done = 0
-    with _locked(directory / ".drain.lock", "a", block=False) as guard:
+    with _locked(directory / ".drain.lock", "a", block=wait) as guard:
         if guard is None:
             return 0  # another process is draining
         path = directory / "spool.jsonl"
@@ -188,14 +191,16 @@ def append(records: list[dict[str, Any]]) -> None:
         _file_append(Path(location), lines)
 
 
-def drain(handler: Handler, *, batch: int = BATCH) -> int:
+def drain(handler: Handler, *, batch: int = BATCH, wait: bool = False) -> int:
     """Hand every spooled record to ``handler`` in batches (oldest first) and forget those it
-    took; returns how many. A batch whose handler raises stays in the spool. Only one process
-    drains at a time: another one returns 0 at once."""
+    took; returns how many. A batch whose handler raises stays in the spool. One process
+    drains at a time: another one returns 0 at once, or with ``wait`` waits for the first to
+    finish and then drains what is left (so that what was spooled before the call is written
+    when it returns)."""
     location = _location()
     if _is_redis(location):
-        return _redis_drain(location, handler, batch)
-    return _file_drain(Path(location), handler, batch)
+        return _redis_drain(location, handler, batch, wait)
+    return _file_drain(Path(location), handler, batch, wait)
 
 
 def pending() -> int:

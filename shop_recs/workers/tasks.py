@@ -59,7 +59,7 @@ def flush_experiments() -> int:
     """Periodic (celery beat): write the experiments' spooled lists and events."""
     from shop_recs.catalog.services import experiments
 
-    return experiments.flush()
+    return experiments.flush(wait=False)
 
 
 @shared_task(**RETRY)

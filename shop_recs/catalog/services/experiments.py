@@ -394,9 +394,11 @@ def _write(records: list[dict[str, Any]]) -> None:
             Attribution.objects.bulk_create(attribute(todo), ignore_conflicts=True)
 
 
-def flush() -> int:
-    """Write everything spooled (module docstring); returns how many records were taken."""
-    return spool.drain(_write)
+def flush(*, wait: bool = True) -> int:
+    """Write everything spooled (module docstring); returns how many records were taken. When
+    another process is writing, wait for it (``wait``), so that everything spooled before the
+    call is in the database when it returns; the background thread does not wait."""
+    return spool.drain(_write, wait=wait)
 
 
 # --------------------------------------------------------------------------- background
@@ -410,7 +412,7 @@ def _flush_loop(seconds: float) -> None:
     while True:
         time.sleep(seconds)
         try:
-            flush()
+            flush(wait=False)
         except Exception:
             logger.exception("shop_recs: flushing experiment logs failed (retried later)")
         finally:
