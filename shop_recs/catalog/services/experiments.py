@@ -55,6 +55,7 @@ from shop_recs.conf import recs_settings
 logger = logging.getLogger(__name__)
 
 BUCKETS = 10_000
+MAX_REVENUE = Decimal(10) ** 12  # Attribution.revenue holds 14 digits, 2 after the point
 ATTRIBUTED_EVENTS = (Event.CLICK, Event.CART, Event.PURCHASE)
 
 
@@ -140,7 +141,8 @@ def _load() -> list[RunningExperiment]:
         .prefetch_related("arms__extra_rules")
         .order_by("id")
     )
-    return [RunningExperiment(e, list(e.arms.all())) for e in rows if e.arms.exists()]
+    found = [RunningExperiment(e, list(e.arms.all())) for e in rows]
+    return [e for e in found if e.arms]
 
 
 def running_experiments(*, now: datetime | None = None) -> list[RunningExperiment]:
@@ -245,6 +247,10 @@ def _attribution_active(now: datetime) -> bool:
     )
 
 
+def _ctx(interaction: Interaction) -> dict[str, Any]:
+    return interaction.context if isinstance(interaction.context, dict) else {}
+
+
 def interactions_spool(interactions: Iterable[Interaction]) -> None:
     """After commit, spool the clicks and cart adds that name a list and the purchases among
     ``interactions`` (just created), when an experiment may credit them."""
@@ -253,7 +259,7 @@ def interactions_spool(interactions: Iterable[Interaction]) -> None:
         for i in interactions
         if i.pk is not None
         and i.event in ATTRIBUTED_EVENTS
-        and (i.event == Event.PURCHASE or (i.context or {}).get("list_id"))
+        and (i.event == Event.PURCHASE or _ctx(i).get("list_id"))
     ]
     if not ids:
         return
@@ -285,19 +291,20 @@ def _shopper_keys(interaction: Interaction) -> list[str]:
 def _revenue(interaction: Interaction) -> Decimal:
     """The amount of a purchase: the line's ``value`` from its context, else the item's price
     times the quantity (the event's value)."""
-    raw = (interaction.context or {}).get("value")
-    if raw not in (None, ""):
+    raw = _ctx(interaction).get("value")
+    if raw not in (None, "") and not isinstance(raw, bool):
         try:
             amount = Decimal(str(raw))
-            if amount.is_finite():
+            if amount.is_finite() and abs(amount) < MAX_REVENUE:
                 return amount.quantize(Decimal("0.01"))
         except InvalidOperation:
             pass
     price = interaction.item.price
     if price is None:
         return Decimal("0.00")
-    quantity = Decimal(str(max(interaction.value, 0)))
-    return (price * quantity).quantize(Decimal("0.01"))
+    amount = price * Decimal(str(max(interaction.value, 0)))
+    # an absurd quantity must not make the whole batch unwritable (the column's precision)
+    return amount.quantize(Decimal("0.01")) if amount < MAX_REVENUE else Decimal("0.00")
 
 
 def _position(value: Any, item_id: int, items: list[int]) -> int | None:
@@ -314,9 +321,9 @@ def attribute(interactions: Sequence[Interaction]) -> list[Attribution]:
     """The attributions of these interactions (not saved; module docstring for the rules)."""
     window = timedelta(seconds=float(recs_settings.EXPERIMENT_ATTRIBUTION_SECONDS))
     named = {
-        str((i.context or {}).get("list_id"))
+        str(_ctx(i).get("list_id"))
         for i in interactions
-        if i.event != Event.PURCHASE and (i.context or {}).get("list_id")
+        if i.event != Event.PURCHASE and _ctx(i).get("list_id")
     }
     lists = {e.list_id: e for e in Exposure.objects.filter(list_id__in=named)}
     out = []
@@ -346,7 +353,7 @@ def attribute(interactions: Sequence[Interaction]) -> list[Attribution]:
                 )
             )  # fmt: skip
         else:
-            exposure = lists.get(str((i.context or {}).get("list_id")))
+            exposure = lists.get(str(_ctx(i).get("list_id")))
             if exposure is None or i.item_id not in exposure.item_ids:
                 continue
             out.append(
@@ -354,7 +361,7 @@ def attribute(interactions: Sequence[Interaction]) -> list[Attribution]:
                     interaction=i, exposure=exposure, experiment_id=exposure.experiment_id,
                     arm_id=exposure.arm_id, shopper=exposure.shopper, kind=i.event,
                     item_id=i.item_id,
-                    position=_position((i.context or {}).get("position"), i.item_id,
+                    position=_position(_ctx(i).get("position"), i.item_id,
                                        exposure.item_ids),
                     occurred_at=i.occurred_at,
                 )
