@@ -116,6 +116,20 @@ DEFAULTS: dict[str, Any] = {
     # Served recommendation lists are logged for the dashboard's coverage, this many per
     # database write (also written when the oldest waits 30 s); 0 switches logging off.
     "SERVED_LOG_BUFFER": 20,
+    # --- experiments (A/B tests; docs/experiments.md) -----------------------------------------
+    # A purchase is credited to the last list that showed its item to the shopper at most this
+    # many seconds before it.
+    "EXPERIMENT_ATTRIBUTION_SECONDS": 24 * 3600,
+    # Where served lists and tracked events of experiments wait to be written: None = a
+    # directory under DATA_DIR (one host), a directory path, or a Redis URL
+    # ("redis://host:6379/0": every process and server shares it).
+    "EXPERIMENT_SPOOL": None,
+    # Each web process writes the spool to the database every this many seconds (a
+    # background thread); 0 leaves it to the flush_experiments task / recs_experiments_flush.
+    "EXPERIMENT_FLUSH_SECONDS": 10,
+    # Running experiments are read once per this many seconds per process (saving one clears
+    # the saving process's copy at once); 0 reads them on every request.
+    "EXPERIMENTS_CACHE_SECONDS": 5,
     # Merchandising rules are read once per this many seconds per process (a saved rule clears
     # the saving process's copy at once); 0 reads them on every request.
     "RULES_CACHE_SECONDS": 5,

@@ -11,6 +11,9 @@ Variables (all optional):
     SHOP_RECS_READ_DATABASE_URL (a read replica for serving reads), CELERY_RESULT_BACKEND
     (default: the broker when it is Redis), SHOP_RECS_SEARCH_ENCODER (auto/worker/local),
     SHOP_RECS_SEARCH_ENCODE_TIMEOUT (seconds),
+    SHOP_RECS_EXPERIMENT_SPOOL (a directory or a Redis URL; unset: REDIS_URL when set, else
+    a directory under the data dir), SHOP_RECS_EXPERIMENT_FLUSH_SECONDS,
+    SHOP_RECS_EXPERIMENTS_CACHE_SECONDS, SHOP_RECS_EXPERIMENT_ATTRIBUTION_SECONDS,
     DJANGO_LOG_LEVEL.
 """
 
@@ -276,6 +279,14 @@ SHOP_RECS = {
         "user": os.environ.get("SHOP_RECS_THROTTLE_USER", "20000/minute") or None,
     },
     "THROTTLE_CACHE": "shop_recs" if REDIS_URL else None,
+    # experiments: spooled lists and events in Redis when there is one (shared by every
+    # process and server), else in a directory under the data dir (one host)
+    "EXPERIMENT_SPOOL": os.environ.get("SHOP_RECS_EXPERIMENT_SPOOL") or REDIS_URL or None,
+    "EXPERIMENT_FLUSH_SECONDS": float(os.environ.get("SHOP_RECS_EXPERIMENT_FLUSH_SECONDS") or 10),
+    "EXPERIMENTS_CACHE_SECONDS": float(os.environ.get("SHOP_RECS_EXPERIMENTS_CACHE_SECONDS") or 5),
+    "EXPERIMENT_ATTRIBUTION_SECONDS": float(
+        os.environ.get("SHOP_RECS_EXPERIMENT_ATTRIBUTION_SECONDS") or 24 * 3600
+    ),
     # reverse proxies in front of gunicorn whose X-Forwarded-For names the client
     "TRUSTED_PROXIES": [
         p.strip() for p in os.environ.get("SHOP_RECS_TRUSTED_PROXIES", "").split(",") if p.strip()

@@ -29,6 +29,9 @@ SHOP_RECS = {
     "CELERY_APP": "shop_recs.celery.app",
     "THROTTLE_RATES": {"anon": None, "user": None},
     "RULES_CACHE_SECONDS": 0,
+    # experiments likewise; their logs are flushed by the tests themselves (no thread)
+    "EXPERIMENTS_CACHE_SECONDS": 0,
+    "EXPERIMENT_FLUSH_SECONDS": 0,
     # product changes mirrored right after each commit, so a test sees them at once (the
     # multi-table shop tests run the default queue: tests/test_source_tables.py)
     "MIRROR_DELAY_SECONDS": 0,

@@ -107,9 +107,15 @@ def test_the_periodic_jobs_a_shop_adds_to_its_beat_schedule(settings) -> None:
         "shop-recs-refresh-item-stats": {
             "task": "shop_recs.workers.tasks.refresh_all_item_stats",
             "schedule": 3600.0,
-        }
+        },
+        "shop-recs-flush-experiments": {
+            "task": "shop_recs.workers.tasks.flush_experiments",
+            "schedule": 30.0,
+        },
     }
-    jobs = beat_schedule(stats_seconds=None, retrain_seconds=86400, sync_seconds=900)
+    jobs = beat_schedule(
+        stats_seconds=None, retrain_seconds=86400, sync_seconds=900, experiments_seconds=None
+    )
     assert jobs == {
         "shop-recs-train-model": {
             "task": "shop_recs.workers.tasks.train_model",
@@ -122,7 +128,7 @@ def test_the_periodic_jobs_a_shop_adds_to_its_beat_schedule(settings) -> None:
     }
     from shop_recs.celery import app
 
-    for entry in jobs.values():
+    for entry in [*jobs.values(), *beat_schedule().values()]:
         assert entry["task"] in app.tasks  # the names are the registered tasks
     # the standalone service uses the same entries
     assert beat_schedule() == settings.CELERY_BEAT_SCHEDULE

@@ -346,6 +346,20 @@ class TrackEventInputSerializer(_StrictFieldsMixin, InputSerializer):
         max_length=128,
         help_text="Optional idempotency key chosen by the browser (scoped to this shopper).",
     )
+    list_id = serializers.RegexField(
+        r"^[0-9a-f]{32}$",
+        required=False,
+        allow_null=True,
+        help_text="The list_id of the served list the item was clicked or added from "
+        "(experiments credit the list's arm).",
+    )
+    position = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=1000,
+        help_text="The item's place in that list (1 is the first).",
+    )
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict) and data.get("event") == Event.PURCHASE:
@@ -478,12 +492,28 @@ class SimilarOutputSerializer(serializers.Serializer):
     item_id = serializers.CharField()
     space = serializers.CharField()
     results = NeighbourSerializer(many=True)
+    list_id = serializers.CharField(
+        help_text="Id of this served list: send it back with clicks and cart adds (track.js "
+        "reads it from the widget)."
+    )
+    experiment = serializers.CharField(
+        allow_null=True, help_text="The experiment this list was served in, or null."
+    )
+    arm = serializers.CharField(allow_null=True, help_text="The experiment's arm, or null.")
 
 
 class SearchOutputSerializer(serializers.Serializer):
     q = serializers.CharField()
     spaces = serializers.ListField(child=serializers.CharField())
     results = NeighbourSerializer(many=True)
+    list_id = serializers.CharField(
+        help_text="Id of this served list: send it back with clicks and cart adds (track.js "
+        "reads it from the widget)."
+    )
+    experiment = serializers.CharField(
+        allow_null=True, help_text="The experiment this list was served in, or null."
+    )
+    arm = serializers.CharField(allow_null=True, help_text="The experiment's arm, or null.")
 
 
 class RecommendationQuerySerializer(SimilarityFilterSerializer):
@@ -544,6 +574,14 @@ class RecommendationOutputSerializer(serializers.Serializer):
     history = serializers.ListField(child=serializers.CharField())
     ignored_item_ids = serializers.ListField(child=serializers.CharField())
     results = RecommendationSerializer(many=True)
+    list_id = serializers.CharField(
+        help_text="Id of this served list: send it back with clicks and cart adds (track.js "
+        "reads it from the widget)."
+    )
+    experiment = serializers.CharField(
+        allow_null=True, help_text="The experiment this list was served in, or null."
+    )
+    arm = serializers.CharField(allow_null=True, help_text="The experiment's arm, or null.")
 
 
 def recommendations_data(results: list[Any], request: Any) -> list[dict[str, Any]]:

@@ -491,3 +491,179 @@ class CacheEntry(models.Model):
 
     def __str__(self) -> str:
         return self.cache_key
+
+
+class Experiment(models.Model):
+    """An A/B test of serving configurations (its arms) on one surface or all of them.
+
+    Running from ``starts_at`` until ``ends_at`` or until stopped. Every shopper with an id
+    (customer, else the browser's anonymous shopper id) is assigned to one arm by a salted
+    hash of that id (``shop_recs.catalog.services.experiments.arm_for``): sticky across
+    requests, processes and servers. At most one experiment runs per surface at a time.
+    """
+
+    class Surface(models.TextChoices):
+        SIMILAR = "similar", "similar items"
+        RECOMMENDATIONS = "recommendations", "recommendations"
+        SEARCH = "search", "search"
+        ALL = "all", "all lists"
+
+    name = models.CharField(max_length=200, unique=True)
+    surface = models.CharField(max_length=20, choices=Surface.choices, default=Surface.ALL)
+    salt = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="Mixed into the assignment hash (set from the name when empty). Changing it "
+        "reshuffles every shopper.",
+    )
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    promoted_arm = models.ForeignKey(
+        "Arm", null=True, blank=True, related_name="+", on_delete=models.SET_NULL
+    )
+    note = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-starts_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self.salt:
+            self.salt = self.name
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def is_running(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return (
+            self.stopped_at is None
+            and self.starts_at <= now
+            and (self.ends_at is None or now < self.ends_at)
+        )
+
+    def covers(self, surface: str) -> bool:
+        return self.surface in (self.Surface.ALL, surface)
+
+    def clean(self) -> None:
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValidationError({"ends_at": "The end must be after the start."})
+
+
+class Arm(models.Model):
+    """One serving configuration of an experiment and its share of the shoppers."""
+
+    class Strategy(models.TextChoices):
+        MODEL = "model", "model (then content, then popular)"
+        CONTENT = "content", "content similarity only (then popular)"
+        POPULAR = "popular", "popular items only"
+
+    class Rules(models.TextChoices):
+        LIVE = "live", "the live rules"
+        OFF = "off", "no rules"
+
+    experiment = models.ForeignKey(Experiment, related_name="arms", on_delete=models.CASCADE)
+    name = models.CharField(max_length=50)
+    is_control = models.BooleanField(default=False)
+    share = models.FloatField(default=50.0, help_text="Weight of this arm (e.g. 50 and 50).")
+    model_version = models.ForeignKey(
+        ModelVersion,
+        null=True,
+        blank=True,
+        related_name="arms",
+        on_delete=models.PROTECT,
+        help_text="Empty: the active model.",
+    )
+    similar_space = models.CharField(
+        max_length=16,
+        choices=Space.choices,
+        blank=True,
+        default="",
+        help_text="Space of similar items when a request names none (empty: the default).",
+    )
+    strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.MODEL)
+    rules = models.CharField(max_length=8, choices=Rules.choices, default=Rules.LIVE)
+    extra_rules = models.ManyToManyField(
+        MerchRule,
+        blank=True,
+        related_name="arms",
+        help_text="Rules applied in this arm only, also while disabled (promoting the arm "
+        "enables them).",
+    )
+
+    class Meta:
+        ordering = ["experiment_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name"], name="recs_arm_name"),
+            models.CheckConstraint(condition=Q(share__gte=0), name="recs_arm_share_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.name}: {self.name}" if self.experiment_id else self.name
+
+
+class Exposure(models.Model):
+    """One list served to a shopper in an experiment (written in batches from the spool)."""
+
+    list_id = models.CharField(max_length=32, unique=True)
+    experiment = models.ForeignKey(Experiment, related_name="exposures", on_delete=models.CASCADE)
+    arm = models.ForeignKey(Arm, related_name="exposures", on_delete=models.CASCADE)
+    shopper = models.CharField(max_length=300)
+    surface = models.CharField(max_length=20)
+    item_ids = ArrayField(models.BigIntegerField())
+    # the model version that served it (None: no model, e.g. the popular strategy); the model
+    # versions page shows the online results of each version from these
+    model_version_id = models.IntegerField(null=True, blank=True, db_index=True)
+    served_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-served_at", "-id"]
+        indexes = [
+            models.Index(fields=["experiment", "served_at"], name="recs_exposure_exp_time"),
+            models.Index(fields=["shopper", "-served_at"], name="recs_exposure_shopper_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"list {self.list_id} ({self.arm_id})"
+
+
+class Attribution(models.Model):
+    """A click, cart add or purchase credited to one served list (and so to its arm).
+
+    Clicks and cart adds name their list (``list_id`` and ``position`` sent by track.js and
+    the tracking helpers); a purchase is credited to the last list that showed the item to
+    the shopper within ``EXPERIMENT_ATTRIBUTION_SECONDS`` before it. Each interaction is
+    credited at most once (unique ``interaction``).
+    """
+
+    class Kind(models.TextChoices):
+        CLICK = "click", "click"
+        CART = "cart", "cart add"
+        PURCHASE = "purchase", "purchase"
+
+    interaction = models.OneToOneField(
+        Interaction, related_name="attribution", on_delete=models.CASCADE
+    )
+    exposure = models.ForeignKey(Exposure, related_name="attributions", on_delete=models.CASCADE)
+    experiment = models.ForeignKey(
+        Experiment, related_name="attributions", on_delete=models.CASCADE
+    )
+    arm = models.ForeignKey(Arm, related_name="attributions", on_delete=models.CASCADE)
+    shopper = models.CharField(max_length=300)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    item_id = models.BigIntegerField()
+    position = models.PositiveIntegerField(null=True, blank=True)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["experiment", "kind"], name="recs_attrib_exp_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on list {self.exposure_id}"

@@ -39,6 +39,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -126,10 +127,41 @@ def _load(now: datetime) -> tuple[Rule, ...]:
     return tuple(Rule(*row) for row in rows)
 
 
+#: Set while an experiment's arm serves a list (``shop_recs.ranking.experiments``): whether
+#: the live rules apply, and the ids of rules that apply in that arm only (even disabled).
+arm_rules: ContextVar[tuple[bool, tuple[int, ...]] | None] = ContextVar(
+    "shop_recs_arm_rules", default=None
+)
+
+
+def _arm_rules(live: list[Rule], now: datetime) -> list[Rule]:
+    use_live, extra_ids = arm_rules.get()  # type: ignore[misc]
+    rules = list(live) if use_live else []
+    if extra_ids:
+        known = {r.id for r in rules}
+        rows = MerchRule.objects.filter(pk__in=[i for i in extra_ids if i not in known])
+        rules += [
+            r
+            for r in (
+                Rule(*row) for row in rows.values_list(*[f if f != "id" else "pk" for f in _FIELDS])
+            )
+            if r.is_live(now)
+        ]
+        rules.sort(key=lambda r: (-r.priority, -r.id))
+    return rules
+
+
 def live_rules(*, now: datetime | None = None) -> list[Rule]:
-    """The rules live at ``now``, highest priority first (then newest)."""
-    global _cache
+    """The rules live at ``now``, highest priority first (then newest); inside an arm of an
+    experiment, the rules of that arm (:data:`arm_rules`)."""
     now = now or timezone.now()
+    if arm_rules.get() is not None:
+        return _arm_rules(_live_rules(now), now)
+    return _live_rules(now)
+
+
+def _live_rules(now: datetime) -> list[Rule]:
+    global _cache
     ttl = float(recs_settings.RULES_CACHE_SECONDS)
     cached = _cache
     if cached is None or ttl <= 0 or time.monotonic() - cached[0] >= ttl:

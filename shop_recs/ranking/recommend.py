@@ -33,9 +33,8 @@ from shop_recs.catalog.models import (
     Space,
 )
 from shop_recs.conf import recs_settings
-from shop_recs.ranking import merchandising
+from shop_recs.ranking import experiments, merchandising
 from shop_recs.ranking.dataset import user_key
-from shop_recs.ranking.registry import serving_model
 from shop_recs.recsys.base import event_weight
 from shop_recs.search.knn import item_cards, popular_items, vector_search
 from shop_recs.search.types import ItemCard, Neighbour, SimilarFilters
@@ -155,11 +154,20 @@ def _explained(
     history: list[HistoryItem],
     history_vectors: dict[int, np.ndarray],
     explainer: Any = None,
+    vectors_of: Any = None,
 ) -> list[Recommendation]:
     """Attach to each result the history item that explains it: the one adding most to its
     score when ``explainer`` (the model and the shopper's ``user_vector`` arguments) can say
-    (``VectorRecommender.because``), else the one most similar to it in ``space`` (cosine)."""
-    result_vectors = _space_vectors(space, [n.item.id for n in found]) if history_vectors else {}
+    (``VectorRecommender.because``), else the one most similar to it in ``space`` (cosine).
+    ``vectors_of(ids)``: the results' vectors where they are not stored in ``space`` (an
+    experiment's model held in memory)."""
+    ids = [n.item.id for n in found]
+    if not history_vectors:
+        result_vectors = {}
+    elif vectors_of is not None:
+        result_vectors = vectors_of(ids)
+    else:
+        result_vectors = _space_vectors(space, ids)
     by_model = _model_because(explainer, found, result_vectors)
     out = []
     for n in found:
@@ -249,11 +257,6 @@ def _nearest_explained(
     )
 
 
-def _hybrid_dim(space: str) -> int:
-    row = ItemEmbedding.objects.filter(space=space).values_list("dim", flat=True).first()
-    return int(row or 0)
-
-
 def _weighted_mean(vectors_: list[np.ndarray], weights: list[float]) -> np.ndarray:
     stacked = np.stack(vectors_)
     w = np.asarray(weights, dtype=np.float32)[:, None]
@@ -301,14 +304,14 @@ def recommendations(
     def taken() -> list[int]:
         return sorted(excluded | {r.item.id for r in results})
 
-    found = serving_model()
+    serving = experiments.current()
+    found = experiments.serving_model()
     if found is not None:
-        version, model = found
+        version, model, store = found
         model_version = version.pk
-        # the version's own space (shop_recs.catalog.vectors.space_key): the user tower and
-        # the item vectors it is compared with come from the same model, also mid-activation
-        space = vectors.space_key(Space.HYBRID, version.pk)
-        hybrid = _space_vectors(space, [h.item_id for h in history])
+        # the version's own space (store.space): the user tower and the item vectors it is
+        # compared with come from the same model, also mid-activation
+        hybrid = store.vectors([h.item_id for h in history])
         usable = [h for h in history if h.item_id in hybrid]
         key = user_key(
             customer_external_id=customer.external_id if customer else None,
@@ -318,16 +321,18 @@ def recommendations(
             hv = (
                 np.stack([hybrid[h.item_id] for h in usable])
                 if usable
-                else np.zeros((0, _hybrid_dim(space)), np.float32)
+                else np.zeros((0, store.dim()), np.float32)
             )
             weights = np.asarray([h.weight for h in usable], dtype=np.float32)
             user_vec = model.user_vector(key, hv, weights if usable else None)
             explainer = (model, key, usable, hv, weights if usable else None)
-            results += _nearest_explained(
-                space, user_vec, k=k, filters=filters, exclude_item_ids=taken(),
-                source="model", history=usable, history_vectors=hybrid, explainer=explainer,
+            found_n = store.search(user_vec, k=k, filters=filters, exclude_item_ids=taken())
+            results += _explained(
+                found_n, source="model", space=store.space, history=usable,
+                history_vectors=hybrid, explainer=explainer, vectors_of=store.vectors,
             )  # fmt: skip
-    if len(results) < k and history:
+    use_content = serving is None or serving.strategy != "popular"
+    if len(results) < k and history and use_content:
         content = _space_vectors(Space.CONTENT, [h.item_id for h in history])
         usable = [h for h in history if h.item_id in content]
         dims = {len(content[h.item_id]) for h in usable}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,36 @@ def clear_active_version(**kwargs: Any) -> None:
 
 post_save.connect(clear_active_version, sender=ModelVersion, dispatch_uid="shop_recs.active_v")
 post_delete.connect(clear_active_version, sender=ModelVersion, dispatch_uid="shop_recs.active_d")
+
+
+#: Loaded models of versions that are not active (arms of experiments serve them), newest use
+#: last; at most :data:`VERSIONS_KEPT` per process.
+VERSIONS_KEPT = 3
+_versions: OrderedDict[str, Any] = OrderedDict()
+
+
+def version_model(version: ModelVersion) -> Any:
+    """The model of any ready ``version``, loaded once per process: the active one through
+    :func:`load_model`, others kept in a small LRU (experiments' arms)."""
+    if version.is_active:
+        return load_model(version)
+    key = f"{version.pk}:{version.artefact}"
+    with _cache_lock:
+        if key in _versions:
+            _versions.move_to_end(key)
+            return _versions[key]
+    if not version.artefact or not Path(version.artefact, "config.json").is_file():
+        raise FileNotFoundError(
+            f"The artefact of model {version.pk} is missing ({version.artefact!r})."
+        )
+    cls = import_string(version.kind) if "." in version.kind else model_class()
+    model = cls.load(version.artefact, device="cpu")
+    with _cache_lock:
+        _versions[key] = model
+        _versions.move_to_end(key)
+        while len(_versions) > VERSIONS_KEPT:
+            _versions.popitem(last=False)
+    return model
 
 
 def active_model() -> tuple[ModelVersion, Any] | None:

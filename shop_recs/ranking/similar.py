@@ -8,15 +8,21 @@ The API, the storefront widgets and the admin previews all call :func:`similar_i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
 from shop_recs.catalog import vectors
-from shop_recs.catalog.models import Item, ItemEmbedding, ItemEncoding, Space
-from shop_recs.ranking import merchandising
-from shop_recs.ranking.registry import active_version, serving_model
-from shop_recs.search.knn import item_cards, item_spaces, similar_by_external_id, vector_search
+from shop_recs.catalog.models import Arm, Item, ItemEmbedding, ItemEncoding, Space
+from shop_recs.ranking import experiments, merchandising
+from shop_recs.ranking.registry import active_version
+from shop_recs.search.knn import (
+    item_cards,
+    item_spaces,
+    popular_items,
+    similar_by_external_id,
+    vector_search,
+)
 from shop_recs.search.types import Neighbour, NotEncoded, SimilarFilters, StoredVector
 
 
@@ -28,31 +34,29 @@ def similar_with_rules(
     k: int,
     filters: SimilarFilters,
     rules: Sequence[merchandising.Rule] | None = None,
+    search: Callable[..., list[Neighbour]] | None = None,
 ) -> list[Neighbour]:
     """The similar list of the stored item ``item_id`` (never itself) nearest to ``query`` in
     ``space``, with the merchandising rules that apply to it (``shop_recs.ranking.merchandising``).
     Without such rules, exactly the plain :func:`vector_search`. ``rules``: the live rules,
-    when the caller has read them already."""
+    when the caller has read them already. ``search(k=, filters=, exclude_item_ids=)``
+    replaces the vector search (an experiment's model held in memory)."""
+    if search is None:
+
+        def search(
+            *, k: int, filters: SimilarFilters, exclude_item_ids: list[int]
+        ) -> list[Neighbour]:
+            return vector_search(
+                space=space, query=query, k=k, filters=filters,
+                exclude_item_ids=exclude_item_ids, explain=item_id,
+            )  # fmt: skip
+
     plan = _similar_plan(item_id=item_id, filters=filters, rules=rules)
     if plan is None:
-        return vector_search(
-            space=space,
-            query=query,
-            k=k,
-            filters=filters,
-            exclude_item_ids=[item_id],
-            explain=item_id,
-        )
+        return search(k=k, filters=filters, exclude_item_ids=[item_id])
     filters = plan.filters(filters)
     exclude = [item_id, *plan.exclude_item_ids]
-    found = vector_search(
-        space=space,
-        query=query,
-        k=plan.pool(k),
-        filters=filters,
-        exclude_item_ids=exclude,
-        explain=item_id,
-    )
+    found = search(k=plan.pool(k), filters=filters, exclude_item_ids=exclude)
     return merchandising.apply(
         plan,
         found,
@@ -61,8 +65,8 @@ def similar_with_rules(
             item_ids=ids,
             filters=filters,
             exclude_item_ids=exclude,
-            space=space,
-            query=query,
+            space=space if query else None,
+            query=query or None,
             explain=item_id,
         ),
     )
@@ -139,8 +143,34 @@ def similar_items(
 ) -> tuple[str, list[Neighbour] | None]:
     """:func:`item_similar` in ``space``, or in the default space (:func:`default_similar_space`)
     when None; returns the space used with the list."""
+    serving = experiments.current()
+    if serving is not None:
+        if serving.strategy == Arm.Strategy.POPULAR:
+            return "popular", _item_similar_popular(external_id=external_id, k=k, filters=filters)
+        space = space or serving.similar_space or None
+        if serving.strategy == Arm.Strategy.CONTENT and space in (None, Space.HYBRID):
+            space = Space.CONTENT
     space = space or default_similar_space()
     return space, item_similar(external_id=external_id, space=space, k=k, filters=filters)
+
+
+def _item_similar_popular(
+    *, external_id: str, k: int, filters: SimilarFilters | None = None
+) -> list[Neighbour] | None:
+    """An experiment's "popular" strategy for similar items: the most popular items (never the
+    item itself), with the merchandising rules of a similar list."""
+    found = item_spaces(external_id=external_id)
+    if found is None:
+        return None
+    item_id, _ = found
+
+    def search(*, k: int, filters: SimilarFilters, exclude_item_ids: list[int]) -> list[Neighbour]:
+        return popular_items(k=k, filters=filters, exclude_item_ids=exclude_item_ids)
+
+    return similar_with_rules(
+        space=Space.CONTENT, query="", item_id=item_id, k=k,
+        filters=filters or SimilarFilters(), search=search,
+    )  # fmt: skip
 
 
 def _stored_vector(space: str, item_id: int) -> np.ndarray | None:
@@ -169,25 +199,33 @@ def _item_similar_hybrid(
     if found is None:
         return None
     item_id, _ = found
-    model_found = serving_model()
-    # the version's own space: the model and the vectors it ranks always belong together,
-    # also while another version is being activated
-    space = vectors.space_key(Space.HYBRID, model_found[0].pk) if model_found else ""
-    item_vec = _stored_vector(space, item_id) if model_found else None
+    model_found = experiments.serving_model()
+    store = model_found[2] if model_found is not None else None
+    item_vec = store.vectors([item_id]).get(item_id) if store is not None else None
     if model_found is None or item_vec is None:
         encoding = ItemEncoding.objects.filter(item_id=item_id).first()
         status = encoding.status if encoding else ItemEncoding.Status.PENDING
         if model_found is None:
             status = "no active model"
         raise NotEncoded(external_id, Space.HYBRID, status, encoding.error if encoding else "")
-    _, model = model_found
+    _, model, store = model_found
+    space = store.space  # the version's own stored space (shop_recs.catalog.vectors.space_key)
     query = model.user_vector(None, item_vec[None, :])
+    search = None
+    if isinstance(store, experiments.MemoryHybridStore):
+
+        def search(
+            *, k: int, filters: SimilarFilters, exclude_item_ids: list[int]
+        ) -> list[Neighbour]:
+            return store.search(query, k=k, filters=filters, exclude_item_ids=exclude_item_ids)
+
     return similar_with_rules(
         space=space,
         query=vectors.to_literal(query),
         item_id=item_id,
         k=k,
         filters=filters or SimilarFilters(),
+        search=search,
     )
 
 

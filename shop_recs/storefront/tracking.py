@@ -258,6 +258,17 @@ def track_view(
         return None
 
 
+def list_context(list_id: str | None, position: int | None = None) -> dict[str, Any]:
+    """The event context that credits a click or cart add to a served list (its ``list_id``
+    from the API or the widget, and the item's 1-based ``position`` in it)."""
+    out: dict[str, Any] = {}
+    if list_id:
+        out["list_id"] = str(list_id)[:64]
+        if position is not None:
+            out["position"] = int(position)
+    return out
+
+
 def track_event(
     request: HttpRequest,
     product: Any,
@@ -266,10 +277,16 @@ def track_event(
     key: str | None = None,
     *,
     context: Mapping[str, Any] | None = None,
+    list_id: str | None = None,
+    position: int | None = None,
 ) -> services.EventOutcome | None:
     """Record any event of the request's shopper on ``product`` from server code (e.g. ``cart``
-    when the shop's add-to-cart view runs). ``key``: an idempotency key, used as given. Views go
-    through :func:`track_view`. Never raises: failures are logged, None is returned."""
+    when the shop's add-to-cart view runs). ``key``: an idempotency key, used as given.
+    ``list_id`` and ``position``: the served list (and place in it) the shopper clicked or
+    added the item from, so experiments credit that list's arm. Views go through
+    :func:`track_view`. Never raises: failures are logged, None is returned."""
+    if list_id:
+        context = {**(context or {}), **list_context(list_id, position)}
     if event == Event.VIEW and key is None:
         return track_view(request, product, context=context)
     try:
@@ -410,6 +427,8 @@ class ClientEvent:
     event: str
     item_id: str
     key: str | None = None
+    list_id: str | None = None  # the served list it came from (experiments credit its arm)
+    position: int | None = None  # the item's place in that list, 1-based
 
 
 @dataclass
@@ -432,7 +451,10 @@ def track_client_events(request: Any, events: Sequence[ClientEvent]) -> TrackRes
             key = _view_key(shopper, e.item_id)
         else:
             key = _hashed_key("track", shopper.key, e.key) if e.key else None
-        ins.append(_event_in(shopper, e.item_id, e.event, key=key, context={"via": "track.js"}))
+        context: dict[str, Any] = {"via": "track.js"}
+        if e.list_id and e.event != Event.VIEW:
+            context.update(list_context(e.list_id, e.position))
+        ins.append(_event_in(shopper, e.item_id, e.event, key=key, context=context))
     outcomes = _record(ins)
     result = TrackResult()
     for index, (event, outcome) in enumerate(zip(ins, outcomes, strict=True)):

@@ -18,6 +18,7 @@ from typing import Any
 from shop_recs.catalog.db import serving_reads
 from shop_recs.catalog.models import Space
 from shop_recs.conf import recs_settings
+from shop_recs.ranking import experiments
 from shop_recs.ranking.recommend import recommendations
 from shop_recs.ranking.similar import similar_items
 from shop_recs.search.types import NotEncoded, SimilarFilters
@@ -53,16 +54,51 @@ def _k(k: Any) -> int:
     return max(1, min(int(k), int(recs_settings.SIMILAR_MAX_K)))
 
 
+class WidgetList(list):
+    """The entries of a widget (a list of dicts) with the identity of the served list:
+    ``list_id``, ``experiment`` and ``arm`` (None outside experiments)."""
+
+    list_id: str = ""
+    experiment: str | None = None
+    arm: str | None = None
+
+    def tagged(self, tag: experiments.ListTag) -> WidgetList:
+        self.list_id, self.experiment, self.arm = tag.list_id, tag.experiment, tag.arm
+        tag.served([e["id"] for e in self])
+        return self
+
+
+def _shopper_ids(request: Any) -> dict[str, Any]:
+    shopper = tracking.shopper_for(request, create=False) if request is not None else None
+    if shopper is None:
+        return {}
+    return {
+        "customer_external_id": shopper.customer.external_id if shopper.customer else None,
+        "session_id": shopper.session_id,
+    }
+
+
 def widget_similar_items(
     *,
     product: Any,
     k: int = DEFAULT_K,
     space: str | None = None,
     filters: SimilarFilters | None = None,
-) -> list[dict[str, Any]]:
+    request: Any = None,
+) -> WidgetList:
     """Items similar to ``product`` (a shop product, an Item or an external id), as the API's
     ``/items/{id}/similar/`` serves them (default space and filters alike). Empty when the
-    product is not in the catalog or not encoded (yet)."""
+    product is not in the catalog or not encoded (yet). With ``request``, its shopper's arm
+    of a running experiment serves the list."""
+    with experiments.serving_for(surface="similar", **_shopper_ids(request)) as tag:
+        return WidgetList(
+            _similar_entries(product=product, k=k, space=space, filters=filters)
+        ).tagged(tag)
+
+
+def _similar_entries(
+    *, product: Any, k: int, space: str | None, filters: SimilarFilters | None
+) -> list[dict[str, Any]]:
     external_id = tracking.external_id_of(product)
     if not external_id:
         logger.debug("shop_recs: no similar items for %r: not a catalog product", product)
@@ -88,7 +124,7 @@ def widget_recommended_items(
     request: Any,
     k: int = DEFAULT_K,
     filters: SimilarFilters | None = None,
-) -> list[dict[str, Any]]:
+) -> WidgetList:
     """Recommendations for the request's shopper, as ``POST /recommendations/`` serves them:
     their recorded events (customer and browser session), or the session's recent views where
     the session has none recorded; then content similarity; then popular items.
@@ -100,7 +136,14 @@ def widget_recommended_items(
     recent: list[str] = []
     if not shopper.session_id:
         recent = tracking.recent_item_ids(request)[-int(recs_settings.HISTORY_LENGTH) :]
-    with serving_reads():
+    with (
+        serving_reads(),
+        experiments.serving_for(
+            surface="recommendations",
+            customer_external_id=shopper.customer.external_id if shopper.customer else None,
+            session_id=shopper.session_id,
+        ) as tag,
+    ):
         result = recommendations(
             customer=shopper.customer,
             session_id=shopper.session_id,
@@ -108,5 +151,5 @@ def widget_recommended_items(
             k=_k(k),
             filters=filters or SimilarFilters(),
         )
-    results = [r for r in result.results if not (r.source == "popular" and r.score <= 0)]
-    return _entries(results)
+        results = [r for r in result.results if not (r.source == "popular" and r.score <= 0)]
+        return WidgetList(_entries(results)).tagged(tag)

@@ -5,7 +5,8 @@ Kinds (``SHOP_RECS["TASK_QUEUES"]`` maps each to a queue name, None = the app's 
 - ``encode``: encoding items, downloading their images, encoding search queries. CPU or GPU
   bound and many small tasks: encode workers scale out over hosts (``worker -Q encode``);
 - ``train``: training a model (minutes to hours; a GPU host): one train worker;
-- ``maintenance``: item statistics, mirroring and syncing the shop's products: short tasks.
+- ``maintenance``: item statistics, mirroring and syncing the shop's products, writing the
+  experiments' spooled rows: short tasks.
 
 No Django import: the standalone settings build their routes and beat schedule from here at
 import time (from their own environment, never from ``recs_settings``, which would cache
@@ -32,6 +33,7 @@ TASK_KINDS: dict[str, str] = {
     f"{TASKS}.refresh_all_item_stats": MAINTENANCE,
     f"{TASKS}.mirror_products": MAINTENANCE,
     f"{TASKS}.sync_products": MAINTENANCE,
+    f"{TASKS}.flush_experiments": MAINTENANCE,
 }
 
 

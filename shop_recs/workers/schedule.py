@@ -20,6 +20,7 @@ def beat_schedule(
     retrain_seconds: float | None = None,
     sync_seconds: float | None = None,
     queues: Mapping[str, str | None] | None = None,
+    experiments_seconds: float | None = 30,
 ) -> dict[str, dict[str, Any]]:
     """Entries for ``app.conf.beat_schedule``; None or 0 leaves a job out.
 
@@ -31,11 +32,14 @@ def beat_schedule(
     - ``queues``: kind -> queue (what ``SHOP_RECS["TASK_QUEUES"]`` holds, passed in because a
       settings module cannot read the plugin's settings object yet): each entry is sent to its
       kind's queue; None or a kind without a queue: the app's routes and default queue.
+    - ``experiments_seconds``: write the experiments' spooled lists and events (the web
+      processes also do it every ``EXPERIMENT_FLUSH_SECONDS``).
     """
     jobs = {
         "shop-recs-refresh-item-stats": (f"{TASKS}.refresh_all_item_stats", stats_seconds),
         "shop-recs-train-model": (f"{TASKS}.train_model", retrain_seconds),
         "shop-recs-sync-products": (f"{TASKS}.sync_products", sync_seconds),
+        "shop-recs-flush-experiments": (f"{TASKS}.flush_experiments", experiments_seconds),
     }
     out: dict[str, dict[str, Any]] = {}
     for name, (task, seconds) in jobs.items():

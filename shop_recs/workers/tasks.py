@@ -72,6 +72,14 @@ def refresh_all_item_stats() -> int:
 
 
 @shared_task(**RETRY)
+def flush_experiments() -> int:
+    """Periodic (celery beat): write the experiments' spooled lists and events."""
+    from shop_recs.catalog.services import experiments
+
+    return experiments.flush(wait=False)
+
+
+@shared_task(**RETRY)
 def encode_items(
     item_ids: list[int] | None = None, force: bool = False, job_id: int | None = None
 ) -> dict[str, Any]:

@@ -197,7 +197,16 @@ class TrackView(PluginAPIView):
             events = [data.validated_data]
         result = tracking.track_client_events(
             request,
-            [tracking.ClientEvent(e["event"], e["item_id"], e.get("key") or None) for e in events],
+            [
+                tracking.ClientEvent(
+                    e["event"],
+                    e["item_id"],
+                    e.get("key") or None,
+                    list_id=e.get("list_id") or None,
+                    position=e.get("position"),
+                )
+                for e in events
+            ],
         )
         out = {"recorded": result.recorded, "duplicates": result.duplicates}
         if result.unknown_item_ids or result.errors:

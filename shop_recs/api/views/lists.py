@@ -15,10 +15,11 @@ from shop_recs.api import query as q
 from shop_recs.api import serializers as s
 from shop_recs.api.base import PluginAPIView, extend_schema
 from shop_recs.api.views.common import ERROR, READ_ERRORS, _clean_path_id, _external_id_param
-from shop_recs.ranking import served
+from shop_recs.ranking import experiments, served
 from shop_recs.ranking.similar import items_search, similar_items
 from shop_recs.search.query import EncoderUnavailable, search_query_vectors
 from shop_recs.search.types import NotEncoded, SimilarFilters
+from shop_recs.storefront import tracking
 
 SIMILAR_FIELDS = {**q.FILTERS, "space": q.choice("text", "image", "content", "hybrid")}
 SEARCH_FIELDS = {**q.FILTERS, "q": q.char(1000)}
@@ -58,13 +59,19 @@ class ItemSimilarView(PluginAPIView):
         values = q.query_values(
             request, s.SimilarQuerySerializer, SIMILAR_FIELDS, q.FILTER_DEFAULTS
         )
+        shopper = tracking.shopper_for(request, create=False)
         try:
-            space, results = similar_items(
-                external_id=external_id,
-                space=values.get("space"),
-                k=values["k"],
-                filters=_similarity_filters(values),
-            )
+            with experiments.serving_for(
+                surface="similar",
+                customer_external_id=shopper.customer.external_id if shopper.customer else None,
+                session_id=shopper.session_id,
+            ) as tag:
+                space, results = similar_items(
+                    external_id=external_id,
+                    space=values.get("space"),
+                    k=values["k"],
+                    filters=_similarity_filters(values),
+                )
         except NotEncoded as exc:
             return Response(
                 {"detail": str(exc), "encoding": {"status": exc.status, "error": exc.error}},
@@ -73,10 +80,12 @@ class ItemSimilarView(PluginAPIView):
         if results is None:
             raise NotFound(f"No item with external_id {external_id!r}.")
         served.record("similar", [n.item.id for n in results])
+        tag.served([n.item.id for n in results])
         out = {
             "item_id": external_id,
             "space": space,
             "results": s.neighbours_data(results, request),
+            **tag.fields(),
         }
         return Response(out)
 
@@ -100,13 +109,21 @@ class SearchView(PluginAPIView):
             query_vectors = search_query_vectors(values["q"])
         except EncoderUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        results = items_search(
-            query_vectors=query_vectors, k=values["k"], filters=_similarity_filters(values)
-        )
+        shopper = tracking.shopper_for(request, create=False)
+        with experiments.serving_for(
+            surface="search",
+            customer_external_id=shopper.customer.external_id if shopper.customer else None,
+            session_id=shopper.session_id,
+        ) as tag:
+            results = items_search(
+                query_vectors=query_vectors, k=values["k"], filters=_similarity_filters(values)
+            )
         served.record("search", [n.item.id for n in results])
+        tag.served([n.item.id for n in results])
         out = {
             "q": values["q"],
             "spaces": sorted(query_vectors),
             "results": s.neighbours_data(results, request),
+            **tag.fields(),
         }
         return Response(out)

@@ -17,7 +17,7 @@ from shop_recs.api.views.lists import _similarity_filters
 from shop_recs.catalog import selectors
 from shop_recs.catalog.models import Customer
 from shop_recs.conf import recs_settings
-from shop_recs.ranking import recommend, served
+from shop_recs.ranking import experiments, recommend, served
 from shop_recs.storefront import tracking
 
 
@@ -74,8 +74,10 @@ def _recommendations_response(
     customer_id: str | None,
     session_id: str | None,
     ignored: list[str],
+    tag: experiments.ListTag,
 ) -> Response:
     served.record("recommendations", [r.item.id for r in result.results])
+    tag.served([r.item.id for r in result.results])
     return Response(
         {
             "customer_id": customer_id,
@@ -84,6 +86,7 @@ def _recommendations_response(
             "history": [h.external_id for h in result.history],
             "ignored_item_ids": ignored,
             "results": s.recommendations_data(result.results, request),
+            **tag.fields(),
         }
     )
 
@@ -114,14 +117,17 @@ class CustomerRecommendationsView(PluginAPIView):
             {**q.FILTERS, "include_purchased": q.boolean},
             {**q.FILTER_DEFAULTS, "include_purchased": False},
         )
-        result = recommend.recommendations(
-            customer=customer,
-            k=values["k"],
-            filters=_similarity_filters(values),
-            include_purchased=values["include_purchased"],
-        )
+        with experiments.serving_for(
+            surface="recommendations", customer_external_id=customer.external_id
+        ) as tag:
+            result = recommend.recommendations(
+                customer=customer,
+                k=values["k"],
+                filters=_similarity_filters(values),
+                include_purchased=values["include_purchased"],
+            )
         return _recommendations_response(
-            request, result, customer_id=external_id, session_id=None, ignored=[]
+            request, result, customer_id=external_id, session_id=None, ignored=[], tag=tag
         )
 
 
@@ -158,18 +164,24 @@ class RecommendationsView(PluginAPIView):
         recent = list(values.get("recent_item_ids") or [])
         _, ignored = recommend.shopper_history(recent_item_ids=recent)
         filters = {**values.get("filters", {}), "exclude": values.get("exclude") or ()}
-        result = recommend.recommendations(
-            customer=customer,
+        with experiments.serving_for(
+            surface="recommendations",
+            customer_external_id=customer.external_id if customer else None,
             session_id=session_id,
-            recent_item_ids=recent,
-            k=values["k"],
-            filters=_similarity_filters(filters),
-            include_purchased=values["include_purchased"],
-        )
+        ) as tag:
+            result = recommend.recommendations(
+                customer=customer,
+                session_id=session_id,
+                recent_item_ids=recent,
+                k=values["k"],
+                filters=_similarity_filters(filters),
+                include_purchased=values["include_purchased"],
+            )
         return _recommendations_response(
             request,
             result,
             customer_id=customer_id or None,
             session_id=requested or None,
             ignored=ignored,
+            tag=tag,
         )

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from shop_recs.catalog import signals
 from shop_recs.catalog.models import Customer, Event, Interaction, Item
+from shop_recs.catalog.services import experiments
 from shop_recs.catalog.services.common import announce_after_commit
 from shop_recs.catalog.services.customers import _customers_by_external_id
 from shop_recs.catalog.validation import EARLIEST_TIMESTAMP, check_json_value
@@ -172,6 +173,9 @@ def interactions_record(*, events: Sequence[EventIn]) -> list[EventOutcome]:
         )
         if created_items:
             announce_after_commit(signals.interactions_recorded, item_ids=created_items)
+            experiments.interactions_spool(
+                o.interaction for o in outcomes if o and o.status == "created" and o.interaction
+            )
     return [o for o in outcomes if o is not None]
 
 

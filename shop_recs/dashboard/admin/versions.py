@@ -28,6 +28,7 @@ from shop_recs.dashboard import charts
 from shop_recs.dashboard.admin.site import admin_url, site
 from shop_recs.ranking.activation import model_activate, model_rollback
 from shop_recs.ranking.dataset import TrainingError
+from shop_recs.ranking.results import experiment_results, experiments_of_version
 
 INFO_FIELDS = (
     "kind",
@@ -175,6 +176,27 @@ def selection_rows(version: ModelVersion) -> list[dict[str, Any]]:
     ]
 
 
+def online_results(version: ModelVersion) -> list[dict[str, Any]]:
+    """The experiments this version served lists in: per experiment, the rows of its arms and
+    of control (shoppers, lists, rates with intervals, difference to control)."""
+    from shop_recs.dashboard.admin.experiments import results_rows
+
+    out = []
+    for experiment, arm_ids in experiments_of_version(version_id=version.pk):
+        results = experiment_results(experiment=experiment)
+        rows = [r for r in results_rows(results) if r["arm"].pk in arm_ids or r["control"]]
+        out.append(
+            {
+                "experiment": experiment,
+                "url": admin_url("shop_recs_catalog_experiment_results", experiment.pk),
+                "rows": rows,
+                "arm_ids": arm_ids,
+                "srm": results.srm.mismatch,
+            }
+        )
+    return out
+
+
 @admin.register(ModelVersion, site=site)
 class ModelVersionAdmin(admin.ModelAdmin):
     """Trained model versions: parameters, held-out metrics, data counts, charts (read-only)."""
@@ -299,6 +321,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 recs_loss_chart=_svg(loss_chart),
                 recs_metric_chart=_svg(metric_chart),
                 recs_versions_chart=_svg(versions_chart(versions)),
+                recs_online=online_results(version),
                 recs_can_change=can_change,
                 recs_can_activate=(
                     can_change

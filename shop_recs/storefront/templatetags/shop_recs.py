@@ -7,7 +7,10 @@
 The list tags render ``SHOP_RECS["WIDGET_TEMPLATE"]`` (default
 ``shop_recs/widgets/items.html``; override it in a template directory of the shop, or pass
 ``template="..."``) with ``items`` (see ``shop_recs.storefront.widgets``), ``kind``
-(``"similar"`` or ``"recommended"``) and ``title``. When there is nothing to show, or anything
+(``"similar"`` or ``"recommended"``), ``title``, and ``list_id``, ``experiment`` and ``arm``
+(the served list's id, and its experiment and arm or None; the default template puts them in
+``data-shop-recs-list`` / ``data-shop-recs-experiment`` / ``data-shop-recs-arm``, where
+track.js finds the list of a click). When there is nothing to show, or anything
 fails (unknown or unencoded product, database error, broken template), they render nothing:
 a widget never breaks the page. Failures are logged as warnings.
 """
@@ -52,7 +55,17 @@ def _render(
             return ""
         served.record(endpoint, [i["id"] for i in items])
         chosen = get_template(template_name or recs_settings.WIDGET_TEMPLATE)
-        return chosen.render({"items": items, "kind": kind, "title": title}, context.get("request"))
+        return chosen.render(
+            {
+                "items": items,
+                "kind": kind,
+                "title": title,
+                "list_id": getattr(items, "list_id", ""),
+                "experiment": getattr(items, "experiment", None),
+                "arm": getattr(items, "arm", None),
+            },
+            context.get("request"),
+        )
     except Exception:
         logger.warning("shop_recs: the %s widget failed; it renders nothing", kind, exc_info=True)
         return ""
@@ -72,7 +85,9 @@ def similar_items(
         context,
         kind="similar",
         endpoint="similar",
-        load=lambda: widgets.widget_similar_items(product=product, k=k, space=space or None),
+        load=lambda: widgets.widget_similar_items(
+            product=product, k=k, space=space or None, request=context.get("request")
+        ),
         template_name=template,
         title=gettext("Similar items") if title is None else title,
     )

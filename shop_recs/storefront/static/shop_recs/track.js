@@ -1,7 +1,8 @@
 /* shop_recs tracker: clicks, cart adds and recent views -> POST /api/v1/track/. No deps.
    <script src=".../track.js" data-endpoint="/api/v1/track/" defer></script>
    Marks: data-shop-recs-click="ID", data-shop-recs-cart="ID", <meta name="shop-recs-item"
-   content="ID"> (kept in localStorage; data-track-views on the script tag also sends a view). */
+   content="ID"> (kept in localStorage; data-track-views on the script tag also sends a view).
+   Inside a served list (data-shop-recs-list) the list id and data-shop-recs-position go too. */
 (function () {
   "use strict";
   var me = document.currentScript || document.querySelector("script[data-endpoint]") || {};
@@ -30,13 +31,25 @@
 
   function track(event, id) { if (id) send([{ event: event, item_id: String(id) }]); }
 
+  function fromList(event, el, attr) {
+    var e = { event: event, item_id: el.getAttribute(attr) }, l = "data-shop-recs-list";
+    var at = el.closest("[" + l + "]"), id = at && at.getAttribute(l);
+    if (id && /^[0-9a-f]{32}$/.test(id)) {
+      e.list_id = id;
+      at = el.closest("[data-shop-recs-position]");
+      var p = at && parseInt(at.getAttribute("data-shop-recs-position"), 10);
+      if (p >= 1 && p <= 1000) e.position = p;
+    }
+    return e;
+  }
+
   document.addEventListener("click", function (ev) {
     try {
       var t = ev.target, events = [];
       var el = t && t.closest && t.closest("[data-shop-recs-click]");
-      if (el) events.push({ event: "click", item_id: el.getAttribute("data-shop-recs-click") });
+      if (el) events.push(fromList("click", el, "data-shop-recs-click"));
       el = t && t.closest && t.closest("[data-shop-recs-cart]");
-      if (el) events.push({ event: "cart", item_id: el.getAttribute("data-shop-recs-cart") });
+      if (el) events.push(fromList("cart", el, "data-shop-recs-cart"));
       send(events.filter(function (e) { return e.item_id; }));
     } catch (e) { /* ignore */ }
   }, true);

@@ -10,6 +10,9 @@
    localStorage "shop_recs_recent", which track.js keeps, are the history).
    Script tag options: data-api (the API's base URL), data-csrf-cookie (default csrftoken).
 
+   A filled container carries the served list's id (data-shop-recs-list; with an experiment,
+   data-shop-recs-experiment and data-shop-recs-arm) and each item its place
+   (data-shop-recs-position): track.js sends both with clicks and cart adds.
    Each container ends with data-shop-recs-state = "ready", "empty" (nothing to show, or the
    item is not encoded yet) or "error" (left empty), and fires a bubbling "shop-recs:done"
    event. Text is set with textContent, links only when http(s) or site-relative: data from
@@ -95,13 +98,25 @@
     while (el.firstChild) el.removeChild(el.firstChild);
   }
 
+  function tag(el, data) {
+    // the served list's id (track.js sends it with clicks), and its experiment's arm
+    var names = ["list", "experiment", "arm"];
+    var values = [data.list_id, data.experiment, data.arm];
+    for (var i = 0; i < names.length; i++) {
+      var value = values[i];
+      if (typeof value === "string" && value) el.setAttribute("data-shop-recs-" + names[i], value);
+      else el.removeAttribute("data-shop-recs-" + names[i]);
+    }
+  }
+
   function render(el, results) {
     var list = node("ul", "shop-recs-list");
     var currency = el.getAttribute("data-currency");
-    results.forEach(function (r) {
+    results.forEach(function (r, index) {
       var item = r.item || {};
       var li = node("li", "shop-recs-item");
       li.setAttribute("data-item-id", String(item.external_id || ""));
+      li.setAttribute("data-shop-recs-position", String(index + 1));
       var box = li;
       var href = safeUrl(item.url);
       if (href) {
@@ -155,6 +170,7 @@
             }
           );
           if (!results.length) return done(el, "empty");
+          tag(el, data);
           render(el, results);
           done(el, "ready");
         })
