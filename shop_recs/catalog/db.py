@@ -46,6 +46,10 @@ SERVING_MODELS = frozenset(
         "itemstats",
         "merchrule",
         "modelversion",
+        # running experiments and their arms, read by every served list
+        "experiment",
+        "arm",
+        "arm_extra_rules",
     }
 )
 

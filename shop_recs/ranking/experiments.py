@@ -133,6 +133,12 @@ class ListTag:
 
 
 @contextmanager
+def covers(surface: str) -> bool:
+    """Whether a running experiment covers ``surface`` (cached like the assignment): the
+    callers look the shopper up only then, so a shop with no experiment pays nothing."""
+    return any(e.covers(surface) for e in exp_services.running_experiments())
+
+
 def serving_for(
     *, surface: str, customer_external_id: str | None = None, session_id: str = ""
 ) -> Iterator[ListTag]:

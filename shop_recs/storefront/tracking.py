@@ -43,6 +43,7 @@ from django.http import HttpRequest, HttpResponse
 from shop_recs.catalog import services
 from shop_recs.catalog.models import Customer, Event, Item
 from shop_recs.conf import recs_settings
+from shop_recs.ranking import experiments
 from shop_recs.search.types import ItemCard
 from shop_recs.storefront import source
 
@@ -104,6 +105,19 @@ def shopper_for(request: Any, *, create: bool = True) -> Shopper:
             # Marks the session modified: the session middleware creates it (and its cookie).
             session[SESSION_ID_KEY] = session_id
     return Shopper(customer=customer, session_id=session_id)
+
+
+def experiment_shopper(request: Any, *, surface: str) -> dict[str, Any]:
+    """The shopper's ids for an experiment's assignment on ``surface``
+    (``ranking.experiments.serving_for(**...)``); empty, without looking anyone up, when no
+    running experiment covers the surface or there is no request."""
+    if request is None or not experiments.covers(surface):
+        return {}
+    shopper = shopper_for(request, create=False)
+    return {
+        "customer_external_id": shopper.customer.external_id if shopper.customer else None,
+        "session_id": shopper.session_id,
+    }
 
 
 def session_shopper_id(request: Any) -> str:

@@ -68,16 +68,6 @@ class WidgetList(list):
         return self
 
 
-def _shopper_ids(request: Any) -> dict[str, Any]:
-    shopper = tracking.shopper_for(request, create=False) if request is not None else None
-    if shopper is None:
-        return {}
-    return {
-        "customer_external_id": shopper.customer.external_id if shopper.customer else None,
-        "session_id": shopper.session_id,
-    }
-
-
 def widget_similar_items(
     *,
     product: Any,
@@ -90,7 +80,9 @@ def widget_similar_items(
     ``/items/{id}/similar/`` serves them (default space and filters alike). Empty when the
     product is not in the catalog or not encoded (yet). With ``request``, its shopper's arm
     of a running experiment serves the list."""
-    with experiments.serving_for(surface="similar", **_shopper_ids(request)) as tag:
+    with experiments.serving_for(
+        surface="similar", **tracking.experiment_shopper(request, surface="similar")
+    ) as tag:
         return WidgetList(
             _similar_entries(product=product, k=k, space=space, filters=filters)
         ).tagged(tag)

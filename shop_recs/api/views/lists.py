@@ -59,13 +59,9 @@ class ItemSimilarView(PluginAPIView):
         values = q.query_values(
             request, s.SimilarQuerySerializer, SIMILAR_FIELDS, q.FILTER_DEFAULTS
         )
-        shopper = tracking.shopper_for(request, create=False)
+        shopper = tracking.experiment_shopper(request, surface="similar")
         try:
-            with experiments.serving_for(
-                surface="similar",
-                customer_external_id=shopper.customer.external_id if shopper.customer else None,
-                session_id=shopper.session_id,
-            ) as tag:
+            with experiments.serving_for(surface="similar", **shopper) as tag:
                 space, results = similar_items(
                     external_id=external_id,
                     space=values.get("space"),
@@ -109,12 +105,8 @@ class SearchView(PluginAPIView):
             query_vectors = search_query_vectors(values["q"])
         except EncoderUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        shopper = tracking.shopper_for(request, create=False)
-        with experiments.serving_for(
-            surface="search",
-            customer_external_id=shopper.customer.external_id if shopper.customer else None,
-            session_id=shopper.session_id,
-        ) as tag:
+        shopper = tracking.experiment_shopper(request, surface="search")
+        with experiments.serving_for(surface="search", **shopper) as tag:
             results = items_search(
                 query_vectors=query_vectors, k=values["k"], filters=_similarity_filters(values)
             )
