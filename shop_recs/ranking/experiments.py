@@ -132,13 +132,13 @@ class ListTag:
         return {"list_id": self.list_id, "experiment": self.experiment, "arm": self.arm}
 
 
-@contextmanager
 def covers(surface: str) -> bool:
     """Whether a running experiment covers ``surface`` (cached like the assignment): the
     callers look the shopper up only then, so a shop with no experiment pays nothing."""
     return any(e.covers(surface) for e in exp_services.running_experiments())
 
 
+@contextmanager
 def serving_for(
     *, surface: str, customer_external_id: str | None = None, session_id: str = ""
 ) -> Iterator[ListTag]:
