@@ -110,12 +110,17 @@ def ease_cost(n_items: int) -> tuple[float, float]:
 
 
 def _orthonormal(y: np.ndarray) -> np.ndarray:
-    """Orthonormal basis of y's columns by Cholesky-QR (a few GEMMs; Householder QR is many
-    times slower on a busy 2-core machine), with a tiny shift so rank deficiency is harmless."""
-    gram = y.T @ y
-    shift = 1e-7 * max(float(np.trace(gram)), 1e-30) / max(len(gram), 1)
-    r = linalg.cholesky(gram + shift * np.eye(len(gram), dtype=gram.dtype), check_finite=False)
-    return linalg.solve_triangular(r, y.T, trans="T", check_finite=False).T
+    """Orthonormal basis of y's columns by Cholesky-QR in float64 (a few GEMMs; Householder QR
+    is many times slower on a busy 2-core machine), with a small shift so a rank-deficient
+    block stays positive definite; Householder QR when even that fails."""
+    y64 = y.astype(np.float64)
+    gram = y64.T @ y64
+    shift = 1e-8 * max(float(np.trace(gram)), 1e-30) / max(len(gram), 1)
+    try:
+        r = linalg.cholesky(gram + shift * np.eye(len(gram)), check_finite=False)
+    except linalg.LinAlgError:
+        return np.linalg.qr(y64)[0].astype(np.float32)
+    return linalg.solve_triangular(r, y64.T, trans="T", check_finite=False).T.astype(np.float32)
 
 
 def _randomized_svd(
