@@ -552,6 +552,12 @@ def _search_ease(search: _Search, val: Validation) -> list[dict[str, Any]]:
     keys = np.unique(train.users * np.int64(max(n_items, 1)) + train.items)
     counts = np.bincount(keys % max(n_items, 1), minlength=n_items)
     n_warm = int((counts > 0).sum())
+    if search.left() <= 0:
+        rows.append(search.add("ease", {}, "skipped: budget"))
+        return rows
+    if search.left() <= 0:
+        rows.append(search.add("ease", {}, "skipped: budget"))
+        return rows
     calib = _calibrate()
     params_extra, why = ease_plan(counts, search.budget, calib)
     if params_extra is None:
