@@ -49,16 +49,26 @@ def known_scores(model, dataset) -> np.ndarray:
     return model.score_items(users, [[] for _ in users])
 
 
+def one_epoch_seconds(dataset) -> float:
+    """Wall time of one tiny hybrid epoch here and now: the unit the budget tests allow as
+    overrun (a fit always trains one epoch; the machine may be shared and slow)."""
+    tick = time.monotonic()
+    HybridRecommender(**{**FAST_HYBRID, "max_epochs": 1, "validation_fraction": 0.0}).fit(
+        dataset, progress=False
+    )
+    return time.monotonic() - tick
+
+
 def test_selection_respects_a_tiny_budget_and_returns_a_working_model(shop, fitted) -> None:
     # (fitted: torch and its optimiser are imported and warm, as in a worker process)
-    dataset, _item_cluster, _user_cluster = shop
+    dataset, _, _ = shop
+    unit = one_epoch_seconds(dataset)
     tick = time.monotonic()
     selection = select_model(dataset, budget_seconds=1.0, base_params=FAST_HYBRID, progress=False)
     elapsed = time.monotonic() - tick
     assert isinstance(selection, Selection)
-    # the fallback trains one epoch past the budget, nothing more (generous bound: the CI
-    # machine is shared)
-    assert elapsed < 30.0
+    # the fallback trains one epoch past the budget, plus validation and bookkeeping
+    assert elapsed < 1.0 + 6 * unit + 2.0, (elapsed, unit)
     assert len(selection.model.training_history_) == 1
     assert selection.chosen["family"] == "hybrid"
     assert any(r["status"].startswith("skipped") for r in selection.table)
@@ -70,10 +80,12 @@ def test_selection_respects_a_tiny_budget_and_returns_a_working_model(shop, fitt
 
 def test_selection_searches_families_and_picks_by_validation(shop, tmp_path) -> None:
     dataset, item_cluster, user_cluster = shop
+    unit = one_epoch_seconds(dataset)
     selection = select_model(dataset, budget_seconds=30.0, base_params=FAST_HYBRID, progress=False)
     families = {r["family"] for r in selection.table if r["status"] in ("ok", "timeout")}
     assert {"ease", "hybrid", "blend"} <= families
-    assert selection.seconds < 60
+    # within budget, give or take a few epochs (fits end after the epoch that passes it)
+    assert selection.seconds < 30.0 + 10 * unit + 5.0, (selection.seconds, unit)
     best = max((r for r in selection.table if "objective" in r), key=lambda r: r["objective"])
     assert best["family"] == selection.chosen["family"]
     assert set(r["status"] for r in selection.table) <= {"ok", "timeout"} | {
