@@ -228,11 +228,10 @@ TASK_QUEUES = parse_queues(os.environ.get("SHOP_RECS_TASK_QUEUES", ""))
 CELERY_TASK_ROUTES = task_routes(TASK_QUEUES)
 # Results are kept only for tasks that someone waits for (encode_query: a search's query text
 # encoded by an encode worker); the broker's Redis holds them unless set.
+_REDIS_SCHEMES = {"redis", "rediss", "redis+socket"}  # Celery's Redis backend reads all three
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (
-    CELERY_BROKER_URL if CELERY_BROKER_URL.split("://", 1)[0] in {"redis", "rediss"} else None
+    CELERY_BROKER_URL if CELERY_BROKER_URL.split("://", 1)[0] in _REDIS_SCHEMES else None
 )
-if not CELERY_RESULT_BACKEND and CELERY_BROKER_URL.startswith("redis+socket://"):
-    CELERY_RESULT_BACKEND = CELERY_BROKER_URL  # Celery's Redis backend reads this form too
 CELERY_RESULT_EXPIRES = 600
 # Redis: a task whose worker died unacknowledged is handed out again after visibility_timeout
 # (so it must exceed the longest task). JSON in SHOP_RECS_BROKER_TRANSPORT_OPTIONS overrides.

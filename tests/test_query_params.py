@@ -122,9 +122,10 @@ def test_the_common_requests_take_the_direct_path() -> None:
     assert values == {"k": 4, "in_stock": True, "price_min": Decimal("5.00"), "exclude": ["a", "b"]}
     # search needs its text: without it the serializer answers
     assert q.fast_values(QueryDict("k=3"), SEARCH_FIELDS, q.FILTER_DEFAULTS, ("q",)) is None
-    assert q.fast_values(QueryDict("q=%20red%20boots"), SEARCH_FIELDS, q.FILTER_DEFAULTS, ("q",))[
-        "q"
-    ] == "red boots"
+    assert (
+        q.fast_values(QueryDict("q=%20red%20boots"), SEARCH_FIELDS, q.FILTER_DEFAULTS, ("q",))["q"]
+        == "red boots"
+    )
 
 
 @pytest.mark.django_db
