@@ -24,6 +24,7 @@ the issue's bound (<= 600 MB).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -41,6 +42,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--bundle", type=Path, default=ROOT / "demo/bundle")
     p.add_argument("--encode-batch", type=int, default=64)
     p.add_argument("--broker", default="")
+    p.add_argument(
+        "--epochs", type=int, default=2, help="training epochs (memory hardly depends on them)"
+    )
     p.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
     return p.parse_args()
 
@@ -127,6 +131,10 @@ def synthetic_vectors(ids: list[int], seed: int = 0) -> None:
 
 def main() -> None:
     args = parse_args()
+    # here and in the train worker (it inherits the environment)
+    os.environ["SHOP_RECS_MODEL_PARAMS"] = json.dumps(
+        {"max_epochs": args.epochs, "patience": args.epochs, "refit": False}
+    )
     setup_django(args.database_url)
     from django.db import connection
 

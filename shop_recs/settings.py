@@ -10,7 +10,7 @@ Variables (all optional):
     SHOP_RECS_TASK_QUEUES (kind=queue pairs: encode=encode,train=train,maintenance=maintenance),
     SHOP_RECS_READ_DATABASE_URL (a read replica for serving reads), CELERY_RESULT_BACKEND
     (default: the broker when it is Redis), SHOP_RECS_SEARCH_ENCODER (auto/worker/local),
-    SHOP_RECS_SEARCH_ENCODE_TIMEOUT (seconds),
+    SHOP_RECS_SEARCH_ENCODE_TIMEOUT (seconds), SHOP_RECS_MODEL_PARAMS (JSON),
     DJANGO_LOG_LEVEL.
 """
 
@@ -264,6 +264,8 @@ SHOP_RECS = {
     # the standalone service loads the encoders in each worker process at start (a shop's own
     # workers do not, unless it sets this)
     "WORKER_WARMUP": env_bool("SHOP_RECS_WORKER_WARMUP", True),
+    # JSON overrides of the model's hyper-parameters (benchmarks: fewer epochs)
+    "MODEL_PARAMS": json.loads(os.environ.get("SHOP_RECS_MODEL_PARAMS") or "{}"),
     "TASK_QUEUES": TASK_QUEUES,
     "READ_DATABASE": "replica" if READ_DATABASE_URL else None,
     "SEARCH_ENCODER": os.environ.get("SHOP_RECS_SEARCH_ENCODER") or "auto",
