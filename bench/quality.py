@@ -1,25 +1,33 @@
-"""Recommendation quality: our hybrid model vs in-project baselines vs peer libraries.
+"""Recommendation quality: our per-shop model selection vs in-project baselines vs peers.
 
-    python bench/quality.py --bundle ../shared/data/ml100k
-    python bench/quality.py --bundle ../shared/data/ml100k --quick            (seed 0 only)
-    python bench/quality.py --bundle DIR --seeds 0 1 2 --protocols warm cold-items cold-users \\
-        --k 10 20 [--only hybrid als] [--hybrid max_epochs=30] [--json out.json]
+    python bench/quality.py --bundle ../shared/data/ml100k                       (3 seeds, base)
+    python bench/quality.py --bundle ../shared/data/ml100k --quick               (seed 0 only)
+    python bench/quality.py --bundle DIR --seeds 3 --shape all --protocols warm next \\
+        --budget 180 [--only ours als] [--extra] [--out bench/out/quality.md] [--json out.json]
+    python bench/quality.py --bundle DIR --through-app    (+ the app path: bench/through_app.py)
 
 Protocols (``shop_recs.recsys.evaluation``, as in ``../shared/data/ml100k/PEERS.md``): positives are
 ratings >= 4 and every other event; ``warm`` = random 80/20 of positive pairs; ``cold-items`` =
 20% of items held out with all their events, ranked among the held-out items only;
 ``cold-users`` = 20% of users held out, first 5 positives by time revealed at request time,
-ranked over all items except the revealed ones. Every model is fitted on the same split of each
-seed and scored by the same ``evaluate`` (training positives/revealed items masked, Recall@K
-divided by all of a user's test positives). Peers tune on a validation split carved from the
-training positives (never on the test set); their training time includes that search.
+ranked over all items except the revealed ones; ``next`` = each user's last 20% of items by
+time held out (what comes next). Every model is fitted on the same split of each seed and
+scored by the same ``evaluate`` (training positives/revealed items masked, Recall@K divided by
+all of a user's test positives). Peers tune on a validation split carved from the training
+positives (never on the test set); their training time includes that search.
 
-Models: ``Random`` (reference), in-project ``Popularity``, ``Content-kNN`` (fused MiniLM text +
-EfficientNet image vectors), ``MF`` (ID-only sampled-softmax MF), our ``Hybrid``
-(``recsys.hybrid.HybridRecommender``; skipped with a message if it does not import), and the
-peers implicit ALS/BPR and LightFM WARP without features, with genres, and with genres + TF-IDF
-(``bench/peers.py``; skipped with a message when not installed). A model that cannot serve a
-protocol (no features for cold items, no fold-in for cold users) shows ``n/a``.
+Shapes (``--shape``, ``bench/shapes.py``): ``base`` (the bundle), ``no-images`` (images
+removed from 70% of items), ``long-tail`` (positives of unpopular items subsampled),
+``heavy-users`` (groups of shoppers merged into heavy accounts); ``all`` = every shape.
+
+Models: ``Random`` (reference), in-project ``Popularity`` and ``Content-kNN``, **ours**:
+whatever ``shop_recs.recsys.selection.select_model`` picks for the split's training data with
+``--budget`` seconds (the app's default ``TRAIN_BUDGET_SECONDS``): an honest per-dataset
+search, nothing tuned to the bundle; its train time includes the search. Peers
+(``bench/peers.py``): EASE (numpy, always), implicit ALS/BPR and LightFM WARP without
+features, with genres, and with genres + TF-IDF (skipped with a message when not installed).
+``--extra`` adds ID-only MF and the hybrid with its default config. A model that cannot serve
+a protocol shows ``n/a``.
 
 Item features are encoded once and cached under ``.data/bench-cache/`` (~3 minutes for ml100k
 on 2 cores the first time).
@@ -32,29 +40,32 @@ Peers are optional dependencies, installed into the project venv with::
 (the ``PYTHONPATH`` shim only works around lightfm 1.17's setup.py, which cannot run under
 setuptools' PEP 517 backend; see ``requirements-bench.txt``).
 
-Output: one markdown table per protocol (mean over seeds; sd = standard deviation of N@10
-across seeds; train s = mean wall time of fit), the peers' chosen hyper-parameters, and LAST one
-line per protocol: our Recall@10 over the best peer's (warm: best of all peers and popularity;
-cold-items: the best LightFM variant with item features; cold-users: best of all peers and
-popularity) against the targets 1.10 / 1.25 / 1.10, with the hybrid's training time against
-the 2-minute target.
+Output: one markdown table per shape x protocol (mean over seeds; sd = standard deviation of
+N@10 across seeds; train s = mean wall time of fit), the choices made per run, and LAST one
+line per shape x protocol: our Recall@10 over the best peer's (warm and next: best of all
+peers and popularity; cold-items: the best LightFM variant with item features; cold-users:
+best of all peers and popularity) against the targets 1.00 / 1.25 / 1.10 / 1.00, with our
+training time (search included) against the 180 s target. ``--out`` also writes it all to a
+file (default ``bench/out/quality-<shapes>.md``).
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
+import io
 import json
 import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from _common import ROOT
+from shapes import SHAPES, derive, describe
 
 from shop_recs.recsys.baselines import (
     ContentKNNRecommender,
@@ -63,16 +74,19 @@ from shop_recs.recsys.baselines import (
     RandomRecommender,
 )
 from shop_recs.recsys.bundle import bundle_dataset, bundle_item_records
-from shop_recs.recsys.evaluation import PROTOCOLS, evaluate, make_split
+from shop_recs.recsys.evaluation import ALL_PROTOCOLS, evaluate, make_split
 
 THREADS = 2
-TARGETS = {"warm": 1.10, "cold-items": 1.25, "cold-users": 1.10}
-TRAIN_TARGET_S = 120.0
-HYBRID = "Hybrid (ours)"
+TARGETS = {"warm": 1.00, "cold-items": 1.25, "cold-users": 1.10, "next": 1.00}
+TRAIN_TARGET_S = 180.0
+DEFAULT_BUDGET_S = 180.0
+OURS = "shop_recs (selected)"
+HYBRID_DEFAULT = "Hybrid (default config)"
 POPULARITY = "Popularity"
 # Which rows the ratio compares against, per protocol (PEERS.md lists Popularity as a peer).
 PEER_NAMES = (
     POPULARITY,
+    "EASE",
     "implicit ALS",
     "implicit BPR",
     "LightFM WARP",
@@ -81,6 +95,7 @@ PEER_NAMES = (
 )
 RATIO_PEERS = {
     "warm": PEER_NAMES,
+    "next": PEER_NAMES,
     "cold-items": ("LightFM WARP + genres", "LightFM WARP + genres + TF-IDF"),
     "cold-users": PEER_NAMES,
 }
@@ -96,58 +111,73 @@ class Entry:
     fit_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+class Selected:
+    """``select_model`` as a fit/score_items model: what a shop's ``recs_train`` would pick."""
+
+    def __init__(self, seed: int, budget: float) -> None:
+        self.seed = seed
+        self.budget = budget
+        self.chosen: Any = None
+
+    def fit(self, train: Any) -> Selected:
+        from shop_recs.recsys.selection import select_model
+
+        selection = select_model(
+            train,
+            budget_seconds=self.budget,
+            seed=self.seed,
+            progress=False,
+            base_params={"num_threads": THREADS},
+        )
+        self.model = selection.model
+        tried = sum(1 for r in selection.table if r["status"] in ("ok", "timeout"))
+        self.chosen = {
+            "family": selection.chosen["family"],
+            "validation R@10": round(selection.chosen["validation"].get("recall@10", 0.0), 4),
+            "tried": tried,
+            "search s": round(selection.seconds, 1),
+        }
+        if selection.chosen["family"] == "blend":
+            self.chosen["hybrid share"] = selection.chosen["params"]["hybrid_share"]
+        return self
+
+    def score_items(self, users: Any, histories: Any) -> Any:
+        return self.model.score_items(users, histories)
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--bundle", type=Path, required=True, help="catalog bundle directory")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS))
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1), mean reported")
+    p.add_argument("--protocols", nargs="+", choices=ALL_PROTOCOLS, default=list(ALL_PROTOCOLS))
+    p.add_argument(
+        "--shape", nargs="+", choices=(*SHAPES, "all"), default=["base"], help="dataset shapes"
+    )
     p.add_argument("--k", type=int, nargs="+", default=[10, 20], dest="ks")
     p.add_argument("--quick", action="store_true", help="seed 0 only")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=DEFAULT_BUDGET_S,
+        help="select_model budget in seconds (the app's TRAIN_BUDGET_SECONDS default)",
+    )
     p.add_argument(
         "--only",
         nargs="+",
         metavar="WORD",
         help="run only models whose name contains one of these words (case-insensitive)",
     )
-    p.add_argument(
-        "--hybrid",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="HybridRecommender config overrides (VALUE parsed as JSON, else a string)",
-    )
+    p.add_argument("--extra", action="store_true", help="also ID-only MF and the default hybrid")
     p.add_argument("--cache-dir", type=Path, default=ROOT / ".data" / "bench-cache")
     p.add_argument("--json", type=Path, help="also write every per-seed result here")
+    p.add_argument("--out", type=Path, help="also write the report here (default bench/out/)")
     p.add_argument("--progress", action="store_true", help="show training progress bars")
+    p.add_argument(
+        "--through-app",
+        action="store_true",
+        help="also run the base shape's splits through the app (bench/through_app.py)",
+    )
     return p.parse_args()
-
-
-def hybrid_overrides(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--hybrid takes KEY=VALUE, got {pair!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
-
-
-def hybrid_entry(overrides: dict[str, Any], progress: bool) -> tuple[Entry | None, str | None]:
-    try:
-        from shop_recs.recsys.hybrid import HybridRecommender
-    except Exception as exc:  # any import-time failure: report it, run the rest
-        return None, f"skipping {HYBRID}: recsys.hybrid does not import ({exc!r})"
-    kwargs = {}
-    if "progress" in inspect.signature(HybridRecommender.fit).parameters:
-        kwargs["progress"] = progress
-
-    def build(protocol: str, seed: int) -> Any:
-        return HybridRecommender(**{"seed": seed, "num_threads": THREADS, **overrides})
-
-    return Entry(HYBRID, frozenset(PROTOCOLS), build, kwargs), None
 
 
 def entries(
@@ -156,27 +186,45 @@ def entries(
     import peers
 
     notes: list[str] = []
+    every = frozenset(ALL_PROTOCOLS)
     rows = [
-        Entry("Random (reference)", frozenset(PROTOCOLS), lambda p, s: RandomRecommender(seed=s)),
-        Entry(POPULARITY, frozenset({"warm", "cold-users"}), lambda p, s: PopularityRecommender()),
-        Entry("Content-kNN", frozenset(PROTOCOLS), lambda p, s: ContentKNNRecommender()),
+        Entry("Random (reference)", every, lambda p, s: RandomRecommender(seed=s)),
+        Entry(OURS, every, lambda p, s: Selected(s, args.budget)),
         Entry(
-            "MF (ID-only)",
-            frozenset({"warm", "cold-users"}),
-            lambda p, s: MatrixFactorizationRecommender(seed=s, threads=THREADS),
+            POPULARITY,
+            frozenset({"warm", "cold-users", "next"}),
+            lambda p, s: PopularityRecommender(),
         ),
+        Entry("Content-kNN", every, lambda p, s: ContentKNNRecommender()),
     ]
-    hybrid, why = hybrid_entry(hybrid_overrides(args.hybrid), args.progress)
-    if hybrid is not None:
-        rows.insert(1, hybrid)
-    else:
-        notes.append(why or "")
+    if args.extra:
+        from shop_recs.recsys.hybrid import HybridRecommender
+
+        rows.append(
+            Entry(
+                "MF (ID-only)",
+                frozenset({"warm", "cold-users", "next"}),
+                lambda p, s: MatrixFactorizationRecommender(seed=s, threads=THREADS),
+            )
+        )
+        rows.append(
+            Entry(
+                HYBRID_DEFAULT,
+                every,
+                lambda p, s: HybridRecommender(seed=s, num_threads=THREADS),
+                {"progress": args.progress},
+            )
+        )
     factories, peer_notes = peers.peer_factories(records)
     notes.extend(peer_notes)
     rows.extend(Entry(name, protos, build) for name, protos, build in factories)
     if args.only:
         words = [w.lower() for w in args.only]
-        rows = [r for r in rows if any(w in r.name.lower() for w in words)]
+        rows = [
+            r
+            for r in rows
+            if any(w in r.name.lower() or (w == "ours" and r.name == OURS) for w in words)
+        ]
     return rows, notes
 
 
@@ -193,7 +241,7 @@ def sd(values: list[float]) -> float:
 
 
 def print_table(
-    protocol: str,
+    title: str,
     seeds: list[int],
     ks: list[int],
     rows: list[Entry],
@@ -201,7 +249,7 @@ def print_table(
     counts: list[dict[str, int]],
 ) -> None:
     c = {k: mean([float(x[k]) for x in counts]) for k in counts[0]}
-    print(f"\n### {protocol}\n")
+    print(f"\n### {title}\n")
     print(
         f"mean over seeds {', '.join(map(str, seeds))}: train positives "
         f"{c['train_positives']:,.0f}, test users {c['test_users']:,.0f}, test positives "
@@ -232,29 +280,31 @@ def print_table(
             fmt(sd([r[f"ndcg@{k1}"] for r in runs])),
             f"{mean([r['train_s'] for r in runs]):.1f}",
         ]
-        print(f"| {row.name} | " + " | ".join(cells) + " |")
+        name = f"**{row.name}**" if row.name == OURS else row.name
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
-def ratio_line(protocol: str, results: dict[str, list[dict[str, float]]]) -> str:
+def ratio_line(shape: str, protocol: str, results: dict[str, list[dict[str, float]]]) -> str:
     target = TARGETS[protocol]
-    ours = results.get(HYBRID)
+    ours = results.get(OURS)
     candidates = {
         name: mean([r["recall@10"] for r in results[name]])
         for name in RATIO_PEERS[protocol]
         if results.get(name)
     }
+    label = f"ratio {shape} {protocol}"
     if not ours:
-        return f"ratio {protocol}: n/a (no {HYBRID} results) target >= {target:.2f}"
+        return f"{label}: n/a (no {OURS} results) target >= {target:.2f}"
     if not candidates:
-        return f"ratio {protocol}: n/a (no peer results for {protocol}) target >= {target:.2f}"
+        return f"{label}: n/a (no peer results for {protocol}) target >= {target:.2f}"
     best = max(candidates, key=candidates.__getitem__)
     our_r = mean([r["recall@10"] for r in ours])
     ratio = our_r / candidates[best] if candidates[best] > 0 else float("inf")
     train_s = mean([r["train_s"] for r in ours])
     return (
-        f"ratio {protocol}: hybrid R@10 {our_r:.4f} / {best} {candidates[best]:.4f} = "
+        f"{label}: ours R@10 {our_r:.4f} / {best} {candidates[best]:.4f} = "
         f"{ratio:.2f}x (target >= {target:.2f}: {'PASS' if ratio >= target else 'FAIL'}); "
-        f"hybrid train {train_s:.1f} s (target <= {TRAIN_TARGET_S:.0f} s: "
+        f"train incl. search {train_s:.1f} s (target <= {TRAIN_TARGET_S:.0f} s: "
         f"{'PASS' if train_s <= TRAIN_TARGET_S else 'FAIL'})"
     )
 
@@ -268,59 +318,99 @@ def main() -> None:
 
     torch.set_num_threads(THREADS)
     threadpool_limits(THREADS)
-    seeds = [args.seeds[0]] if args.quick else args.seeds
+    seeds = [0] if args.quick else list(range(args.seeds))
     ks = sorted(set(args.ks))
     if 10 not in ks:
         ks = [10, *ks]  # the ratio lines are about Recall@10
+    shapes = list(SHAPES) if "all" in args.shape else list(dict.fromkeys(args.shape))
 
     dataset = bundle_dataset(args.bundle, cache_dir=args.cache_dir)
     records = bundle_item_records(args.bundle)
     rows, notes = entries(args, records)
-    print(
-        f"bundle {args.bundle}: {dataset.n_users:,} users, {dataset.n_items:,} items, "
-        f"{len(dataset):,} positive events; seeds {seeds}; torch threads {THREADS}"
+    report = io.StringIO()
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        report.write(text + "\n")
+
+    try:
+        load = os.getloadavg()
+        load_text = f"; load average at start {load[0]:.1f} on {os.cpu_count()} CPUs"
+    except OSError:
+        load_text = ""
+    say(
+        f"bundle {args.bundle.name}: {dataset.n_users:,} users, {dataset.n_items:,} items, "
+        f"{len(dataset):,} positive events; seeds {seeds}; torch threads {THREADS}; "
+        f"selection budget {args.budget:.0f} s{load_text}"
     )
     for note in notes:
-        print(note)
+        say(note)
 
-    all_results: dict[str, dict[str, list[dict[str, float]]]] = {}
+    all_results: dict[str, dict[str, dict[str, list[dict[str, float]]]]] = {}
     chosen: dict[str, list[Any]] = {}
-    for protocol in args.protocols:
-        results: dict[str, list[dict[str, float]]] = {}
-        counts = []
-        for seed in seeds:
-            split = make_split(dataset, protocol, seed)
-            counts.append(split.counts())
-            for row in rows:
-                if protocol not in row.protocols:
-                    continue
-                model = row.build(protocol, seed)
-                t0 = time.perf_counter()
-                model.fit(split.train, **row.fit_kwargs)
-                train_s = time.perf_counter() - t0
-                metrics = evaluate(model, split, ks=ks)
-                metrics.update(train_s=train_s, seed=seed)
-                results.setdefault(row.name, []).append(metrics)
-                if getattr(model, "chosen", None) is not None:
-                    chosen.setdefault(row.name, []).append(model.chosen)
-                print(
-                    f"  {protocol:<10} seed {seed} {row.name:<32} R@10 {metrics['recall@10']:.4f} "
-                    f"N@10 {metrics['ndcg@10']:.4f}  fit {train_s:6.1f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        all_results[protocol] = results
-        print_table(protocol, seeds, ks, rows, results, counts)
+    for shape in shapes:
+        all_results[shape] = {}
+        say(f"\n## shape {shape}: {describe(derive(dataset, shape, 0))}")
+        for protocol in args.protocols:
+            results: dict[str, list[dict[str, float]]] = {}
+            counts = []
+            for seed in seeds:
+                data = derive(dataset, shape, seed)
+                split = make_split(data, protocol, seed)
+                counts.append(split.counts())
+                for row in rows:
+                    if protocol not in row.protocols:
+                        continue
+                    model = row.build(protocol, seed)
+                    t0 = time.perf_counter()
+                    model.fit(split.train, **row.fit_kwargs)
+                    train_s = time.perf_counter() - t0
+                    metrics = evaluate(model, split, ks=ks)
+                    metrics.update(train_s=train_s, seed=seed)
+                    results.setdefault(row.name, []).append(metrics)
+                    if getattr(model, "chosen", None) is not None:
+                        chosen.setdefault(f"{row.name} [{shape}]", []).append(
+                            (protocol, seed, model.chosen)
+                        )
+                    print(
+                        f"  {shape:<11} {protocol:<10} seed {seed} {row.name:<32} "
+                        f"R@10 {metrics['recall@10']:.4f} N@10 {metrics['ndcg@10']:.4f}  "
+                        f"fit {train_s:6.1f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            all_results[shape][protocol] = results
+            buf = io.StringIO()
+            with redirect_stdout(buf):
+                print_table(f"{shape} / {protocol}", seeds, ks, rows, results, counts)
+            say(buf.getvalue().rstrip("\n"))
 
-    print()
+    say()
     for name, picks in chosen.items():
-        print(f"- {name}: chosen per run (protocol x seed order): {picks}")
-    print(f"\nTotal wall time {time.perf_counter() - started:.0f} s.\n")
+        say(f"- {name}: chosen per run (protocol, seed, choice): {picks}")
+    say(f"\nTotal wall time {time.perf_counter() - started:.0f} s.\n")
+    for shape in shapes:
+        for protocol in args.protocols:
+            say(ratio_line(shape, protocol, all_results[shape][protocol]))
+    if args.through_app and "base" in all_results:
+        import through_app
+
+        buf = io.StringIO()
+        with redirect_stdout(buf):
+            verdicts = through_app.quality_hook(
+                args, dataset, all_results["base"], OURS, seeds, ks, budget_seconds=args.budget,
+                model_params={"num_threads": THREADS},
+            )  # fmt: skip
+        say(buf.getvalue().rstrip("\n"))
+        for line in verdicts:
+            say(line)
+    out = args.out or ROOT / "bench" / "out" / f"quality-{'-'.join(shapes)}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.getvalue(), encoding="utf-8")
+    print(f"\nreport written to {out}", file=sys.stderr)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(all_results, indent=1))
-    for protocol in args.protocols:
-        print(ratio_line(protocol, all_results[protocol]))
 
 
 if __name__ == "__main__":

@@ -90,8 +90,23 @@ DEFAULTS: dict[str, Any] = {
     # Train again on every positive after the evaluation run (the stored model then saw all
     # data; its metrics are those of the evaluation run).
     "TRAIN_REFIT_ALL": True,
+    # Model selection per shop: recs_train (and the training task) carves a validation split
+    # from the shop's own events and searches model families (the two-tower hybrid, EASE with
+    # content, a blend) and their hyperparameters, then stores the winner refitted on every
+    # event. False: MODEL_CLASS with MODEL_PARAMS, evaluated on a held-out slice, as before.
+    "MODEL_SELECTION": True,
+    # Wall-clock budget of one training run in seconds: with MODEL_SELECTION the search and the
+    # final fit; without, the evaluation fit and the final fit (a model that supports it stops
+    # at the batch that passes its share and keeps its best state). None: no limit (selection
+    # then uses 180 s).
+    "TRAIN_BUDGET_SECONDS": 180,
+    # The model families selection may choose from (e.g. ["ease", "blend"] where torch is not
+    # wanted in training); None: every family recsys.selection offers.
+    "MODEL_FAMILIES": None,
     # Fewer positive events than this: training refuses with a clear message.
     "TRAIN_MIN_INTERACTIONS": 20,
+    # Test users the evaluation of a training run ranks (a fixed random sample); None: all.
+    "TRAIN_EVAL_USERS_MAX": 20000,
     # A new version is activated only if this metric is at least (1 - tolerance) x the active
     # version's, unless forced.
     "ACTIVATION_METRIC": "recall@10",

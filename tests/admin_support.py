@@ -36,9 +36,11 @@ TINY_MODEL = {
 
 
 def tiny_settings(**extra: object) -> dict[str, object]:
-    """SHOP_RECS for tests: no throttling, the tiny model, no image encoder."""
+    """SHOP_RECS for tests: no throttling, the tiny model (trained as configured: no model
+    selection, whose table tests/test_model_selection.py covers), no image encoder."""
     return {
         "THROTTLE_RATES": {"anon": None, "user": None},
+        "MODEL_SELECTION": False,
         "MODEL_PARAMS": TINY_MODEL,
         "IMAGE_ENCODER": None,
         **extra,

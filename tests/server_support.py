@@ -109,10 +109,12 @@ def start_gunicorn(
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if requests.get(server.url + ready_path, timeout=2).ok:
+            if requests.get(server.url + ready_path, timeout=10).ok:
                 return server
+        # a first request can take long on a loaded machine (the worker's first database
+        # connection, imports): a read timeout means "not ready yet", as a refused connection
         except (requests.ConnectionError, requests.Timeout):
-            pass  # not listening yet, or its first request still loading the app
+            pass
         if proc.poll() is not None or time.monotonic() > deadline:
             server.stop()
             raise RuntimeError(f"gunicorn did not start:\n{server.log_tail(3000)}")

@@ -32,6 +32,8 @@ SHOP_RECS = {
     # product changes mirrored right after each commit, so a test sees them at once (the
     # multi-table shop tests run the default queue: tests/test_source_tables.py)
     "MIRROR_DELAY_SECONDS": 0,
+    # model selection runs in every training of the suite (the default), on a small budget
+    "TRAIN_BUDGET_SECONDS": 10,
     # like the rules: the active version and encoded queries would outlive a test's rollback
     "ACTIVE_MODEL_CACHE_SECONDS": 0,
     "SEARCH_CACHE_SIZE": 0,

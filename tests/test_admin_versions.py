@@ -214,3 +214,55 @@ def test_nice_ticks_cover_the_range() -> None:
     assert ticks[0] <= 0.013 and ticks[-1] >= 0.087 and len(ticks) <= 10
     assert nice_ticks(5, 5, integer=True) == [4.0, 5.0, 6.0]
     assert all(t == int(t) for t in nice_ticks(1, 97, 6, integer=True))
+
+
+SEARCH = {
+    "budget_seconds": 180.0,
+    "seconds": 171.4,
+    "chosen": {
+        "family": "blend",
+        "params": {"warm": [0.7, 0.3], "cold": [0.2, 0.8]},
+        "validation": {"recall@10": 0.2512, "ndcg@10": 0.3011},
+    },
+    "table": [
+        {"family": "hybrid", "params": {"dim": 64}, "recall@10": 0.2301, "ndcg@10": 0.28,
+         "seconds": 40.2, "status": "ok"},
+        {"family": "ease", "params": {"l2": 200.0}, "recall@10": 0.2444, "ndcg@10": 0.29,
+         "seconds": 3.1, "status": "ok"},
+        {"family": "blend", "params": {"warm": [0.7, 0.3], "cold": [0.2, 0.8]},
+         "recall@10": 0.2512, "ndcg@10": 0.3011, "seconds": 1.0, "status": "ok"},
+        {"family": "hybrid", "params": {"dim": 128}, "recall@10": None, "ndcg@10": None,
+         "seconds": 0.0, "status": "skipped: over budget"},
+    ],
+}  # fmt: skip
+
+
+def test_the_version_page_shows_the_selection_table_with_the_chosen_row(root) -> None:
+    version = ModelVersion.objects.create(
+        kind="shop_recs.recsys.blend.BlendRecommender",
+        status="ready",
+        metrics={"recall@10": 0.2512, "ndcg@10": 0.3011},
+        selection=SEARCH,
+    )
+    page = root.get(change_url(version)).content.decode()
+    assert 'id="recs-selection"' in page and "Validation of the chosen model" in page
+    table = page[page.index('id="recs-selection"') : page.index("</table>", page.index(
+        'id="recs-selection"'))]  # fmt: skip
+    rows = re.findall(r"<tr(.*?)</tr>", table, re.S)[1:]  # the header first
+    assert len(rows) == 4
+    chosen = [r for r in rows if "recs-chosen" in r]
+    assert len(chosen) == 1 and "blend" in chosen[0] and "0.2512" in chosen[0]
+    assert "skipped: over budget" in rows[3] and "dim=128" in rows[3]
+    assert "Chosen: <strong>blend</strong>" in page and "budget 180 s" in page
+    # a version trained without selection has no such section
+    plain = ModelVersion.objects.create(status="ready", metrics={"recall@10": 0.2})
+    assert 'id="recs-selection"' not in root.get(change_url(plain)).content.decode()
+
+
+def test_selection_rows_mark_the_best_of_the_chosen_family_when_no_row_matches() -> None:
+    from shop_recs.dashboard.admin.versions import selection_rows
+
+    search = {**SEARCH, "chosen": {**SEARCH["chosen"], "family": "hybrid", "params": {"x": 1}}}
+    rows = selection_rows(ModelVersion(selection=search))
+    assert [r["chosen"] for r in rows] == [True, False, False, False]
+    assert selection_rows(ModelVersion(selection={})) == []

@@ -26,7 +26,7 @@ def test_postgres_with_pgvector() -> None:
         assert cursor.fetchone()[0] == pytest.approx(1.0)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases="__all__")  # makemigrations checks every alias (the replica)
 def test_no_missing_migrations() -> None:
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
 

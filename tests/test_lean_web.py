@@ -24,6 +24,7 @@ from django.utils import timezone
 from shop_recs.catalog import services
 from shop_recs.catalog.models import Item, ItemEmbedding, ModelVersion
 from shop_recs.catalog.services import EventIn
+from shop_recs.catalog.vectors import space_key
 from shop_recs.celery import app as celery_app
 from shop_recs.embedded_db import database_url
 from shop_recs.encoding.service import items_encode
@@ -128,8 +129,10 @@ WEB_SCRIPT = textwrap.dedent(
 
 
 @pytest.fixture
-def trained_shop(db):
-    """Nine encoded items in three families, shoppers who stay in one, an active model."""
+def trained_shop(db, settings):
+    """Nine encoded items in three families, shoppers who stay in one, an active hybrid model
+    (the family whose training model needs torch and whose serving tower does not)."""
+    settings.SHOP_RECS = {**settings.SHOP_RECS, "MODEL_SELECTION": False}
     for family, titles in FAMILIES.items():
         for n, title in enumerate(titles):
             services.item_create(
@@ -211,7 +214,9 @@ def test_numpy_serving_gives_the_recommendations_of_the_torch_model(trained_shop
     lean, full = load_serving_model(version), load_model(version)
     assert isinstance(lean, HybridServingModel) and isinstance(full, HybridRecommender)
     stored = dict(
-        ItemEmbedding.objects.filter(space="hybrid").values_list("item__external_id", "vector")
+        ItemEmbedding.objects.filter(space=space_key("hybrid", version.pk)).values_list(
+            "item__external_id", "vector"
+        )
     )
     history = np.stack([np.asarray(stored[e], np.float32) for e in ("bag-0", "bag-1")])
     np.testing.assert_allclose(

@@ -106,9 +106,10 @@ def test_training_stores_an_evaluated_active_version(trained) -> None:
     assert version.status == "ready" and version.is_active
     assert {"recall@10", "ndcg@10", "popularity"} <= set(version.metrics)
     assert version.data_counts["positives"] == USERS * 3 and version.data_counts["items"] == 12
-    assert version.history and "loss" in json.dumps(version.history)
+    # the final fit's history (a hybrid's loss per epoch: tests/test_model_selection.py)
+    assert version.history and json.dumps(version.history)
     assert version.duration_seconds > 0 and Path(version.artefact, "config.json").is_file()
-    hybrid = ItemEmbedding.objects.filter(space="hybrid")
+    hybrid = ItemEmbedding.objects.filter(space=f"hybrid@{version.pk}")
     assert hybrid.count() == 12 and {e.dim for e in hybrid} == {version.dim}
 
 
@@ -181,7 +182,10 @@ def test_an_item_created_after_training_is_recommended_through_content(
         )
         assert response.status_code == 201
     # the hybrid vector comes from the item tower right away: no retraining
-    assert ItemEmbedding.objects.filter(item__external_id="shirt-new", space="hybrid").exists()
+    active = ModelVersion.objects.get(is_active=True)
+    assert ItemEmbedding.objects.filter(
+        item__external_id="shirt-new", space=f"hybrid@{active.pk}"
+    ).exists()
     assert ModelVersion.objects.count() == 1
     ids = []
     for u in (0, 3, 6):  # shirt lovers
@@ -295,8 +299,12 @@ def test_activation_guard_force_and_rollback(trained) -> None:
     assert forced.is_active
     assert ModelVersion.objects.filter(is_active=True).count() == 1
     assert set(
-        ItemEmbedding.objects.filter(space="hybrid").values_list("content_hash", flat=True)
+        ItemEmbedding.objects.filter(space=f"hybrid@{forced.pk}").values_list(
+            "content_hash", flat=True
+        )
     ) == {f"model-{forced.pk}"}
+    # the previous version's vectors are kept beside the active ones: rollback is a switch
+    assert ItemEmbedding.objects.filter(space=f"hybrid@{first.pk}").count() == 12
     assert model_rollback().pk == first.pk
     first.refresh_from_db()
     assert first.is_active
@@ -311,7 +319,10 @@ def test_training_refuses_without_data(db) -> None:
         call_command("recs_train", stdout=io.StringIO())
 
 
-def test_commands_train_and_export(shop, tmp_path) -> None:
+def test_commands_train_and_export(shop, tmp_path, settings) -> None:
+    # --param overrides the configured class's parameters (model selection: tests/
+    # test_model_selection.py)
+    settings.SHOP_RECS = {**settings.SHOP_RECS, "MODEL_SELECTION": False}
     out = io.StringIO()
     call_command("recs_train", "--param", "max_epochs=5", stdout=out, stderr=io.StringIO())
     assert "trained in" in out.getvalue() and "recall@10" in out.getvalue()

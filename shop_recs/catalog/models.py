@@ -263,7 +263,8 @@ class ModelVersion(models.Model):
         READY = "ready", "ready"
         FAILED = "failed", "failed"
 
-    kind = models.CharField(max_length=50, default="hybrid")
+    # dotted path of the model's class (recsys.base.VectorRecommender): what loads the artefact
+    kind = models.CharField(max_length=200, default="hybrid")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING)
     is_active = models.BooleanField(default=False)
     params = models.JSONField(default=dict, blank=True)
@@ -272,6 +273,10 @@ class ModelVersion(models.Model):
     # per epoch: loss, validation metrics, seconds (the admin charts these)
     history = models.JSONField(default=list, blank=True)
     data_counts = models.JSONField(default=dict, blank=True)
+    # model selection (SHOP_RECS["MODEL_SELECTION"]): budget_seconds, seconds, chosen
+    # ({"family", "params", "validation"}) and table (one row per candidate tried); empty when
+    # the configured MODEL_CLASS was trained without a search
+    selection = models.JSONField(default=dict, blank=True)
     duration_seconds = models.FloatField(null=True, blank=True)
     artefact = models.CharField(max_length=500, blank=True, default="")
     model_version = models.CharField(max_length=100, blank=True, default="")

@@ -13,6 +13,7 @@ from django.db.models import Prefetch, QuerySet
 
 from shop_recs.catalog.filters import ItemFilter
 from shop_recs.catalog.models import Customer, Item, ItemEmbedding, ItemImage
+from shop_recs.catalog.vectors import served_spaces_q
 
 
 def _with_details(qs: QuerySet[Item]) -> QuerySet[Item]:
@@ -21,9 +22,9 @@ def _with_details(qs: QuerySet[Item]) -> QuerySet[Item]:
         Prefetch("images", queryset=ItemImage.objects.order_by("position", "id")),
         Prefetch(
             "embeddings",
-            queryset=ItemEmbedding.objects.only(
-                "item_id", "space", "dim", "encoder", "encoder_version", "updated_at"
-            ).order_by("space"),
+            queryset=ItemEmbedding.objects.filter(served_spaces_q())
+            .only("item_id", "space", "dim", "encoder", "encoder_version", "updated_at")
+            .order_by("space"),
         ),
     )
 

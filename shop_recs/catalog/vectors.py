@@ -4,6 +4,12 @@ Embeddings of every space live in one table with an untyped ``vector`` column, s
 swap needs no schema change. Each (space, dim) pair gets a partial HNSW index on the expression
 ``vector::vector(dim)``; queries use that same expression and predicate so the planner can use
 the index.
+
+Model vectors are versioned: the item vectors of model version 12 are the space
+``hybrid@12`` (:func:`space_key`), with an index of their own, so activating a version writes
+and indexes its vectors beside the live ones and only then moves the active pointer
+(``ModelVersion.is_active``). Readers resolve the public name ``hybrid`` to the active
+version's key in one place (:func:`space_key`, or in SQL :func:`served_space_sql`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 from django.db import connection
+from django.db.models import Q
 
 from shop_recs.catalog.models import ItemEmbedding
 from shop_recs.conf import recs_settings
@@ -23,7 +30,9 @@ HNSW_MAX_DIM = 2000  # pgvector's limit for indexing the vector type
 # pgvector's range of hnsw.ef_search is 1..1000 (SET refuses more); an HNSW scan returns at
 # most ef_search rows, so a longer list is ranked exactly (shop_recs.search.knn).
 HNSW_MAX_EF_SEARCH = 1000
-_SPACE = re.compile(r"^[a-z_]{1,16}$")
+_SPACE = re.compile(r"^([a-z_]{1,16})(?:@(\d{1,9}))?$")
+#: Public spaces whose stored vectors are per model version (``hybrid@<version id>``).
+VERSIONED_SPACES = frozenset({"hybrid"})
 
 
 def embedding_table() -> str:
@@ -31,43 +40,172 @@ def embedding_table() -> str:
     return connection.ops.quote_name(ItemEmbedding._meta.db_table)
 
 
-def index_name(space: str, dim: int) -> str:
-    return f"recs_emb_{space}_{int(dim)}_hnsw"
-
-
-def index_sql(space: str, dim: int, table: str) -> str:
-    if not _SPACE.match(space):
+def check_space(space: str) -> str:
+    """``space`` if it is a valid stored space name (``text``, ``hybrid@12``), else ValueError:
+    names are interpolated into SQL and index names."""
+    if not isinstance(space, str) or not _SPACE.match(space):
         raise ValueError(f"bad space name {space!r}")
-    dim = int(dim)
+    return space
+
+
+def base_space(space: str) -> str:
+    """The public name of a stored space: ``hybrid@12`` -> ``hybrid``."""
+    return space.partition("@")[0]
+
+
+def active_version_id() -> int | None:
+    """The active model version's id (the pointer readers follow), or None."""
+    from shop_recs.catalog.models import ModelVersion
+
+    return ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True).first()
+
+
+_NO_VERSION = object()
+
+
+def space_key(space: str, version_id: int | object | None = _NO_VERSION) -> str:
+    """The stored space of a public space name: the only place that resolves ``hybrid`` to
+    ``hybrid@<version id>`` (the active version's unless ``version_id`` is given; with no
+    active version, ``hybrid@0``, which holds nothing). Other spaces, and keys that already
+    name a version, are returned unchanged."""
+    check_space(space)
+    if space not in VERSIONED_SPACES:
+        return space
+    version = active_version_id() if version_id is _NO_VERSION else version_id
+    return f"{space}@{int(version or 0)}"  # type: ignore[call-overload]
+
+
+def served_space_sql(column: str) -> str:
+    """SQL condition on a ``space`` column: true for the spaces readers see (every unversioned
+    space and the active version's key), so explanations and listings never show a previous
+    or half-written model version. Resolves the active pointer in the same statement."""
+    from shop_recs.catalog.models import ModelVersion
+
+    versions = connection.ops.quote_name(ModelVersion._meta.db_table)
+    # an uncorrelated subquery: evaluated once per statement (an InitPlan), not per row
     return (
-        f"CREATE INDEX IF NOT EXISTS {index_name(space, dim)} ON {table} "
+        "("
+        + " AND ".join(
+            f"({column} NOT LIKE '{name}@%%' OR {column} = (SELECT '{name}@' || v.id "
+            f"FROM {versions} v WHERE v.is_active LIMIT 1))"
+            for name in sorted(VERSIONED_SPACES)
+        )
+        + ")"
+    )
+
+
+def served_spaces_q() -> Q:
+    """ORM filter of ``ItemEmbedding`` rows readers see: every unversioned space and the
+    active model version's (the same rule as :func:`served_space_sql`)."""
+    q = Q()
+    for space in sorted(VERSIONED_SPACES):
+        q &= ~Q(space__startswith=f"{space}@") | Q(space=space_key(space))
+    return q
+
+
+def public_space_sql(column: str) -> str:
+    """SQL expression: the public name of a stored space (``split_part(space, '@', 1)``)."""
+    return f"split_part({column}, '@', 1)"
+
+
+def index_name(space: str, dim: int) -> str:
+    m = _SPACE.match(check_space(space))
+    assert m is not None
+    name, version = m.group(1), m.group(2)
+    tag = f"{name}_v{version}" if version else name
+    return f"recs_emb_{tag}_{int(dim)}_hnsw"
+
+
+def index_sql(space: str, dim: int, table: str, *, concurrently: bool = False) -> str:
+    check_space(space)
+    dim = int(dim)
+    how = "CONCURRENTLY " if concurrently else ""
+    return (
+        f"CREATE INDEX {how}IF NOT EXISTS {index_name(space, dim)} ON {table} "
         f"USING hnsw ((vector::vector({dim})) {opclass(space)}) "
         f"WHERE space = '{space}' AND dim = {dim}"
     )
 
 
 _ensured: set[tuple[str, str, int]] = set()
-#: Spaces whose indexes a bulk load (:func:`indexes_deferred`) builds at its end, not per row.
+#: Spaces whose missing indexes a bulk load (:func:`indexes_deferred`) builds at its end.
 _deferred: set[str] = set()
 
 
-def ensure_index(space: str, dim: int) -> bool:
+def index_valid(name: str) -> bool | None:
+    """Whether the index ``name`` is valid (``pg_index.indisvalid``); None when it is missing.
+    A ``CREATE INDEX CONCURRENTLY`` that failed leaves an invalid index that serves nothing."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT x.indisvalid FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
+            "WHERE c.relname = %s",
+            [name],
+        )
+        row = cursor.fetchone()
+    return None if row is None else bool(row[0])
+
+
+def ensure_index(space: str, dim: int, *, concurrently: bool = False) -> bool:
     """Create the partial HNSW index for (space, dim) if missing. False when dim is too large to
-    index (queries then scan exactly)."""
+    index (queries then scan exactly).
+
+    ``concurrently``: ``CREATE INDEX CONCURRENTLY`` (writers are not blocked while it builds;
+    possible only outside a transaction, otherwise the plain form is used); an invalid index
+    left by an earlier failed concurrent build is dropped and built again."""
     if dim > HNSW_MAX_DIM:
         return False
     if space in _deferred:
         return True
     key = (connection.alias, space, int(dim))
     if key not in _ensured:
+        concurrently = concurrently and not connection.in_atomic_block
+        name = index_name(space, dim)
+        if concurrently and index_valid(name) is False:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
         with connection.cursor() as cursor:
             if connection.in_atomic_block:
                 # Inside a transaction, deferred foreign-key checks of rows written earlier are
                 # still pending, and PostgreSQL refuses CREATE INDEX until they have run.
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(index_sql(space, dim, embedding_table()))
+            if concurrently:
+                cursor.execute("SET maintenance_work_mem = '512MB'")
+            try:
+                cursor.execute(index_sql(space, dim, embedding_table(), concurrently=concurrently))
+            finally:
+                if concurrently:
+                    cursor.execute("RESET maintenance_work_mem")
+        if concurrently and not index_valid(name):
+            raise RuntimeError(f"index {name} was not built (invalid after a concurrent build)")
         _ensured.add(key)
     return True
+
+
+def drop_space(space: str) -> int:
+    """Remove a stored space: its indexes (``DROP INDEX CONCURRENTLY`` outside a transaction,
+    so readers of other spaces are never blocked), then its rows in batches. Returns rows
+    deleted. Used for model versions older than the previous one."""
+    check_space(space)
+    table = embedding_table()
+    how = "" if connection.in_atomic_block else "CONCURRENTLY "
+    with connection.cursor() as cursor:
+        for name, (index_space, _) in space_indexes().items():
+            if index_space != space:
+                continue
+            cursor.execute(f"DROP INDEX {how}IF EXISTS {name}")
+        deleted = 0
+        while True:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE space = %s "
+                "LIMIT 20000)",
+                [space],
+            )
+            deleted += cursor.rowcount
+            if cursor.rowcount < 20000:
+                break
+    for key in [k for k in _ensured if k[0] == connection.alias and k[1] == space]:
+        _ensured.discard(key)
+    return deleted
 
 
 def to_literal(vector: object) -> str:
@@ -94,54 +232,72 @@ INNER_PRODUCT_SPACES = frozenset({"hybrid"})
 
 def distance_operator(space: str) -> str:
     """pgvector's ordering operator for a space: ``<#>`` (negative inner product) or ``<=>``."""
-    return "<#>" if space in INNER_PRODUCT_SPACES else "<=>"
+    return "<#>" if base_space(space) in INNER_PRODUCT_SPACES else "<=>"
 
 
 def opclass(space: str) -> str:
-    return "vector_ip_ops" if space in INNER_PRODUCT_SPACES else "vector_cosine_ops"
+    return "vector_ip_ops" if base_space(space) in INNER_PRODUCT_SPACES else "vector_cosine_ops"
 
 
-_INDEX_NAME = re.compile(r"^recs_emb_([a-z_]{1,16})_(\d+)_hnsw$")
+_INDEX_NAME = re.compile(r"^recs_emb_([a-z_]{1,16}?)(?:_v(\d+))?_(\d+)_hnsw$")
+
+
+def _index_space(match: re.Match[str]) -> tuple[str, int]:
+    name, version, dim = match.groups()
+    return (f"{name}@{version}" if version else name), int(dim)
+
+
+def space_indexes() -> dict[str, tuple[str, int]]:
+    """The HNSW indexes of the embedding table: index name -> (stored space, dim)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = %s",
+            [ItemEmbedding._meta.db_table],
+        )
+        names = [name for (name,) in cursor.fetchall()]
+    return {name: _index_space(m) for name in names if (m := _INDEX_NAME.match(name))}
 
 
 @contextmanager
 def indexes_deferred(spaces: Iterable[str]) -> Iterator[None]:
-    """Bulk loads: drop the HNSW indexes of these spaces, run the block, then build each index
-    once over the loaded vectors (pgvector's advice: building after loading is much faster
-    than inserting row by row into a graph). Readers in the meantime get exact answers, slower
-    but correct; the indexes are rebuilt even when the block fails.
+    """Bulk loads: a space that holds no vectors yet (a first import) has its HNSW index
+    built once after the load (pgvector's advice: much faster than inserting row by row into
+    a graph). A space that holds vectors keeps its index throughout, since readers are using
+    it: a live re-encode never degrades serving to exact scans. At the end every missing index
+    is built with ``CREATE INDEX CONCURRENTLY`` (writers are not blocked), also when the block
+    fails.
     """
 
     spaces = set(spaces)
-    table_name = ItemEmbedding._meta.db_table
+    table = embedding_table()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [table_name])
+        cursor.execute(
+            f"SELECT DISTINCT space, dim FROM {table} WHERE space = ANY(%s)", [sorted(spaces)]
+        )
+        live = {(space, int(dim)) for space, dim in cursor.fetchall()}
         dropped = [
-            (m.group(1), int(m.group(2)))
-            for (name,) in cursor.fetchall()
-            if (m := _INDEX_NAME.match(name)) and m.group(1) in spaces
+            pair for name, pair in space_indexes().items() if pair[0] in spaces and pair not in live
         ]
         for space, dim in dropped:
+            # empty: nobody reads it, so the index is built after the load instead
             cursor.execute(f"DROP INDEX IF EXISTS {index_name(space, dim)}")
             _ensured.discard((connection.alias, space, dim))
-    _deferred.update(spaces)
+    deferred = spaces - {space for space, _ in live}
+    _deferred.update(deferred)
     try:
         yield
     finally:
-        _deferred.difference_update(spaces)
+        _deferred.difference_update(deferred)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT DISTINCT space, dim FROM {embedding_table()} WHERE space = ANY(%s)",
+                f"SELECT DISTINCT space, dim FROM {table} WHERE space = ANY(%s)",
                 [sorted(spaces)],
             )
             pairs = set(dropped) | {(space, int(dim)) for space, dim in cursor.fetchall()}
-            cursor.execute("SET maintenance_work_mem = '512MB'")
-            try:
-                for space, dim in sorted(pairs):
-                    _ensured.discard((connection.alias, space, dim))
-                    ensure_index(space, dim)
-            finally:
-                cursor.execute("RESET maintenance_work_mem")
+        indexed = set(space_indexes().values())
+        for space, dim in sorted(pairs - indexed):
+            _ensured.discard((connection.alias, space, dim))
+            ensure_index(space, dim, concurrently=True)
 
 
 def set_session_ef_search(sender: object, connection: object, **kwargs: object) -> None:

@@ -39,7 +39,7 @@ from shop_recs.catalog.models import (
     ItemImageEmbedding,
     Space,
 )
-from shop_recs.catalog.vectors import ensure_index, indexes_deferred
+from shop_recs.catalog.vectors import base_space, ensure_index, indexes_deferred
 from shop_recs.conf import recs_settings
 from shop_recs.encoding.encoders import encoder_versions, image_encoder, item_text_of, text_encoder
 from shop_recs.recsys.encoders import fuse_content, mean_of_normalised
@@ -248,7 +248,7 @@ def _plan(ids: list[int], *, force: bool, with_images: bool) -> _Plan | None:
         stored = {
             e.space: (e.content_hash, e.encoder_version)
             for e in item.embeddings.all()
-            if e.space != Space.HYBRID
+            if base_space(e.space) != Space.HYBRID
         }
         current = {space: (h, plan.versions[space]) for space, h in wanted.items()}
         if not force and stored == current:

@@ -7,15 +7,17 @@ Shoppers are keyed by the customer's external id, or ``session:<id>`` for anonym
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from django.db import connection, transaction
 
-from shop_recs.catalog.models import Interaction, Item, ItemEmbedding, Space
+from shop_recs.catalog.models import Customer, Interaction, Item, ItemEmbedding, Space
 from shop_recs.conf import recs_settings
-from shop_recs.recsys.base import Dataset, ItemFeatures
+from shop_recs.recsys.base import POSITIVE_RATING, Dataset, ItemFeatures, event_weight
+from shop_recs.recsys.idmap import IdMap
 
 SESSION_PREFIX = "session:"
 
@@ -115,33 +117,104 @@ def catalog_features(
     return CatalogFeatures(pks, [i[1] for i in items], features)
 
 
-def training_dataset() -> tuple[Dataset, CatalogFeatures]:
-    """Every positive interaction on an encoded item, in time order, with the item features."""
+#: Interaction rows fetched per round trip of the server-side cursor.
+CHUNK_ROWS = 50_000
+
+
+def _weights_of(events: np.ndarray, values: np.ndarray, table: dict[str, float]) -> np.ndarray:
+    """:func:`~shop_recs.recsys.base.event_weight` of every row, vectorised per event kind."""
+    out = np.zeros(len(events), dtype=np.float32)
+    for event in np.unique(events):
+        rows = events == event
+        out[rows] = event_weight(str(event), POSITIVE_RATING, table)
+        if event == "rating":
+            out[rows & (values < POSITIVE_RATING)] = 0.0
+    return out
+
+
+def interaction_arrays(
+    *, item_pks: Sequence[int], weights: dict[str, float], chunk_rows: int = CHUNK_ROWS
+) -> tuple[IdMap, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every positive interaction on these items in time order, streamed from a server-side
+    cursor ``chunk_rows`` at a time into numpy arrays: the user map (first appearance order)
+    and per row the user index, the row of the item in ``item_pks``, weight and time. Memory is
+    the arrays (28 bytes a row) and one chunk: never a model object per row."""
+    pks = np.asarray(item_pks, dtype=np.int64)
+    order = np.argsort(pks, kind="stable")
+    sorted_pks = pks[order]
+    user_map = IdMap()
+    known: dict[str, int] = {}
+    parts: dict[str, list[np.ndarray]] = {"users": [], "items": [], "weights": [], "times": []}
+    inter = connection.ops.quote_name(Interaction._meta.db_table)
+    customers = connection.ops.quote_name(Customer._meta.db_table)
+    with transaction.atomic(), connection.chunked_cursor() as cursor:
+        cursor.execute(
+            f"SELECT coalesce(c.external_id, ''), x.session_id, x.item_id, x.event, x.value, "
+            f"extract(epoch FROM x.occurred_at)::float8 FROM {inter} x "
+            f"LEFT JOIN {customers} c ON c.id = x.customer_id ORDER BY x.occurred_at, x.id"
+        )
+        while rows := cursor.fetchmany(chunk_rows):
+            customer, session, item, event, value, when = (
+                np.asarray(c) for c in zip(*rows, strict=True)
+            )
+            item = item.astype(np.int64)
+            at = np.searchsorted(sorted_pks, item)
+            at = np.minimum(at, max(len(sorted_pks) - 1, 0))
+            keep = (sorted_pks[at] == item) if len(sorted_pks) else np.zeros(len(item), bool)
+            weight = _weights_of(event, value.astype(np.float64), weights)
+            keys = np.where(
+                customer != "",
+                customer,
+                np.char.add(SESSION_PREFIX, session.astype(str)),
+            )
+            keep &= weight > 0
+            keep &= (customer != "") | (session != "")
+            if not keep.any():
+                continue
+            keys = keys[keep].astype(str)
+            # new users in order of first appearance, as Dataset.from_events numbers them
+            unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            codes = np.empty(len(unique), dtype=np.int64)
+            for n in np.argsort(first, kind="stable"):
+                key = str(unique[n])
+                code = known.get(key)
+                if code is None:
+                    code = known[key] = len(known)
+                    user_map.extend([key])
+                codes[n] = code
+            parts["users"].append(codes[inverse.ravel()])
+            parts["items"].append(order[at[keep]])
+            parts["weights"].append(weight[keep])
+            parts["times"].append(when[keep].astype(np.float64))
+    dtypes = {"users": np.int64, "items": np.int64, "weights": np.float32, "times": np.float64}
+    arrays = {
+        name: np.concatenate(chunks) if chunks else np.zeros(0, dtypes[name])
+        for name, chunks in parts.items()
+    }
+    return user_map, arrays["users"], arrays["items"], arrays["weights"], arrays["times"]
+
+
+def training_dataset(*, chunk_rows: int = CHUNK_ROWS) -> tuple[Dataset, CatalogFeatures]:
+    """Every positive interaction on an encoded item, in time order, with the item features;
+    streamed from PostgreSQL in chunks (:func:`interaction_arrays`)."""
     catalog = catalog_features()
     if not catalog.item_ids:
         raise TrainingError(
             "No item has a text vector yet: encode the catalogue first "
             "(python manage.py recs_encode)."
         )
-    by_pk = dict(zip(catalog.item_ids, catalog.external_ids, strict=True))
-
-    def events() -> Iterable[tuple[str, str, str, float, float]]:
-        rows = (
-            Interaction.objects.filter(item_id__in=catalog.item_ids)
-            .order_by("occurred_at", "id")
-            .values_list(
-                "customer__external_id", "session_id", "item_id", "event", "value", "occurred_at"
-            )
-        )
-        for customer, session, item_id, event, value, when in rows.iterator(chunk_size=5000):
-            user = user_key(customer_external_id=customer, session_id=session)
-            if user is not None:
-                yield user, by_pk[item_id], event, float(value), when.timestamp()
-
-    dataset = Dataset.from_events(
-        events(),
-        item_ids=catalog.external_ids,
+    user_map, users, items, weights, times = interaction_arrays(
+        item_pks=catalog.item_ids,
+        weights=dict(recs_settings.EVENT_WEIGHTS),
+        chunk_rows=chunk_rows,
+    )
+    dataset = Dataset(
+        user_map=user_map,
+        item_map=IdMap(catalog.external_ids),
+        users=users,
+        items=items,
+        weights=weights,
+        times=times,
         item_features=catalog.features,
-        weights=recs_settings.EVENT_WEIGHTS,
     )
     return dataset, catalog

@@ -15,6 +15,7 @@ when the filters ask for them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ from shop_recs.ranking.registry import serving_model
 from shop_recs.recsys.base import event_weight
 from shop_recs.search.knn import item_cards, popular_items, vector_search
 from shop_recs.search.types import ItemCard, Neighbour, SimilarFilters
+
+logger = logging.getLogger(__name__)
 
 EVENT_VERBS = {
     Event.VIEW: "viewed",
@@ -151,15 +154,21 @@ def _explained(
     space: str,
     history: list[HistoryItem],
     history_vectors: dict[int, np.ndarray],
+    explainer: Any = None,
 ) -> list[Recommendation]:
-    """Attach to each result the history item most similar to it in ``space`` (cosine)."""
+    """Attach to each result the history item that explains it: the one adding most to its
+    score when ``explainer`` (the model and the shopper's ``user_vector`` arguments) can say
+    (``VectorRecommender.because``), else the one most similar to it in ``space`` (cosine)."""
     result_vectors = _space_vectors(space, [n.item.id for n in found]) if history_vectors else {}
+    by_model = _model_because(explainer, found, result_vectors)
     out = []
     for n in found:
         because = None
         best = -2.0
         vec = result_vectors.get(n.item.id)
-        if vec is not None:
+        if n.item.id in by_model:
+            because = by_model[n.item.id]
+        elif vec is not None:
             for h in history:
                 hv = history_vectors.get(h.item_id)
                 if hv is None or len(hv) != len(vec):
@@ -187,6 +196,28 @@ def _explained(
     return out
 
 
+def _model_because(
+    explainer: Any, found: list[Neighbour], result_vectors: dict[int, np.ndarray]
+) -> dict[int, HistoryItem | None]:
+    """Result item id -> the history item the model says explains it (None: none adds to the
+    score); empty when the model cannot say."""
+    if explainer is None:
+        return {}
+    model, key, history, hv, weights = explainer
+    because = getattr(model, "because", None)
+    ids = [n.item.id for n in found if n.item.id in result_vectors]
+    if not callable(because) or not ids or not history:
+        return {}
+    try:
+        picks = because(key, hv, weights, np.stack([result_vectors[i] for i in ids]))
+    except Exception:  # an explanation never fails a recommendation: cosine instead
+        logger.exception("the model could not explain its recommendations")
+        return {}
+    return {
+        i: (history[p] if 0 <= p < len(history) else None) for i, p in zip(ids, picks, strict=True)
+    }
+
+
 def _nearest_explained(
     space: str,
     query: np.ndarray,
@@ -197,9 +228,10 @@ def _nearest_explained(
     source: str,
     history: list[HistoryItem],
     history_vectors: dict[int, np.ndarray],
+    explainer: Any = None,
 ) -> list[Recommendation]:
     """One step of the chain: the items nearest to ``query`` in ``space``, each explained by
-    the history item closest to it."""
+    the history item closest to it (or the model's own explanation, see :func:`_explained`)."""
     found = vector_search(
         space=space,
         query=vectors.to_literal(query),
@@ -208,12 +240,17 @@ def _nearest_explained(
         exclude_item_ids=exclude_item_ids,
     )
     return _explained(
-        found, source=source, space=space, history=history, history_vectors=history_vectors
+        found,
+        source=source,
+        space=space,
+        history=history,
+        history_vectors=history_vectors,
+        explainer=explainer,
     )
 
 
-def _hybrid_dim() -> int:
-    row = ItemEmbedding.objects.filter(space=Space.HYBRID).values_list("dim", flat=True).first()
+def _hybrid_dim(space: str) -> int:
+    row = ItemEmbedding.objects.filter(space=space).values_list("dim", flat=True).first()
     return int(row or 0)
 
 
@@ -268,8 +305,10 @@ def recommendations(
     if found is not None:
         version, model = found
         model_version = version.pk
-        hybrid = _space_vectors(Space.HYBRID, [h.item_id for h in history])
-        # activation replaces every hybrid vector at once: all come from the active model
+        # the version's own space (shop_recs.catalog.vectors.space_key): the user tower and
+        # the item vectors it is compared with come from the same model, also mid-activation
+        space = vectors.space_key(Space.HYBRID, version.pk)
+        hybrid = _space_vectors(space, [h.item_id for h in history])
         usable = [h for h in history if h.item_id in hybrid]
         key = user_key(
             customer_external_id=customer.external_id if customer else None,
@@ -279,13 +318,14 @@ def recommendations(
             hv = (
                 np.stack([hybrid[h.item_id] for h in usable])
                 if usable
-                else np.zeros((0, _hybrid_dim()), np.float32)
+                else np.zeros((0, _hybrid_dim(space)), np.float32)
             )
             weights = np.asarray([h.weight for h in usable], dtype=np.float32)
             user_vec = model.user_vector(key, hv, weights if usable else None)
+            explainer = (model, key, usable, hv, weights if usable else None)
             results += _nearest_explained(
-                Space.HYBRID, user_vec, k=k, filters=filters, exclude_item_ids=taken(),
-                source="model", history=usable, history_vectors=hybrid,
+                space, user_vec, k=k, filters=filters, exclude_item_ids=taken(),
+                source="model", history=usable, history_vectors=hybrid, explainer=explainer,
             )  # fmt: skip
     if len(results) < k and history:
         content = _space_vectors(Space.CONTENT, [h.item_id for h in history])

@@ -47,6 +47,26 @@ def model_class() -> type[VectorRecommender]:
     return cls
 
 
+def version_class(version: ModelVersion) -> type[VectorRecommender]:
+    """The class that loads ``version``'s artefact: the dotted path in its ``kind`` (model
+    selection may choose any family; non-torch families load without torch), else — a
+    version recorded before kinds were dotted paths — ``MODEL_CLASS``."""
+    if "." not in version.kind:
+        return model_class()
+    try:
+        cls = import_string(version.kind)
+    except ImportError as exc:
+        raise ImportError(
+            f"Model {version.pk} names the class {version.kind!r}, which does not import: {exc}"
+        ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, VectorRecommender)):
+        raise TypeError(
+            f"Model {version.pk} names {version.kind!r}, which is not a "
+            "shop_recs.recsys.base.VectorRecommender: its artefact cannot be served."
+        )
+    return cls
+
+
 #: Model classes (as ModelVersion.kind names them) -> the dotted path of a loader of what
 #: serves them: an object with ``user_vector``, ``user_map``, ``vector_dim`` and ``version``.
 SERVING_LOADERS: dict[str, str] = {
@@ -78,8 +98,8 @@ def load_model(version: ModelVersion) -> Any:
         if _cache.get("key") != key:
             if _missing(version):
                 raise _missing_error(version)
-            cls = import_string(version.kind) if "." in version.kind else model_class()
-            _cache.update(key=key, model=cls.load(version.artefact, device="cpu"))
+            model = version_class(version).load(version.artefact, device="cpu")
+            _cache.update(key=key, model=model)
         return _cache["model"]
 
 

@@ -143,13 +143,13 @@ def similar_items(
     return space, item_similar(external_id=external_id, space=space, k=k, filters=filters)
 
 
-def _stored_vector(space: str, item_id: int) -> np.ndarray:
-    return np.asarray(
+def _stored_vector(space: str, item_id: int) -> np.ndarray | None:
+    found = (
         ItemEmbedding.objects.filter(space=space, item_id=item_id)
         .values_list("vector", flat=True)
-        .get(),
-        dtype=np.float32,
+        .first()
     )
+    return None if found is None else np.asarray(found, dtype=np.float32)
 
 
 def default_similar_space() -> str:
@@ -168,19 +168,22 @@ def _item_similar_hybrid(
     found = item_spaces(external_id=external_id)
     if found is None:
         return None
-    item_id, dims = found
+    item_id, _ = found
     model_found = serving_model()
-    if model_found is None or Space.HYBRID not in dims:
+    # the version's own space: the model and the vectors it ranks always belong together,
+    # also while another version is being activated
+    space = vectors.space_key(Space.HYBRID, model_found[0].pk) if model_found else ""
+    item_vec = _stored_vector(space, item_id) if model_found else None
+    if model_found is None or item_vec is None:
         encoding = ItemEncoding.objects.filter(item_id=item_id).first()
         status = encoding.status if encoding else ItemEncoding.Status.PENDING
         if model_found is None:
             status = "no active model"
         raise NotEncoded(external_id, Space.HYBRID, status, encoding.error if encoding else "")
     _, model = model_found
-    item_vec = _stored_vector(Space.HYBRID, item_id)
     query = model.user_vector(None, item_vec[None, :])
     return similar_with_rules(
-        space=Space.HYBRID,
+        space=space,
         query=vectors.to_literal(query),
         item_id=item_id,
         k=k,

@@ -7,6 +7,8 @@ The model lives in ``recsys`` (pure torch); this module runs it on the catalogue
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 import shutil
 import time
@@ -43,8 +45,24 @@ def _counts(dataset: Dataset, catalog: CatalogFeatures) -> dict[str, int]:
     }
 
 
+def _fit(model: Any, dataset: Dataset, progress: bool, budget: float | None) -> Any:
+    """``model.fit``, with a wall-clock budget when the model takes one."""
+    if budget is not None and "time_budget" in inspect.signature(model.fit).parameters:
+        return model.fit(dataset, progress=progress, time_budget=max(budget, 1e-3))
+    return model.fit(dataset, progress=progress)
+
+
+def _budget() -> float | None:
+    value = recs_settings.TRAIN_BUDGET_SECONDS
+    return float(value) if value else None
+
+
 def _evaluate(
-    model_cls: type, params: dict[str, Any], dataset: Dataset, progress: bool
+    model_cls: type,
+    params: dict[str, Any],
+    dataset: Dataset,
+    progress: bool,
+    budget: float | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Fit on all but a held-out slice of the positives and score that slice (with popularity
     on the same slice for reference)."""
@@ -55,13 +73,31 @@ def _evaluate(
     if recs_settings.TRAIN_REFIT_ALL and _supports(model_cls, params, "refit"):
         # the final fit on everything reuses this run's epoch choice: no second refit here
         params = {**params, "refit": False}
-    model = model_cls(**params).fit(train, progress=progress)
+    model = _fit(model_cls(**params), train, progress, budget)
     if not len(split.test_users):
         return model, {}
+    split = _sampled(split, recs_settings.TRAIN_EVAL_USERS_MAX)
     metrics: dict[str, Any] = evaluate(model, split, ks=(10, 20))
     popular = evaluate(PopularityRecommender().fit(train), split, ks=(10, 20))
     metrics["popularity"] = {k: popular[k] for k in ("recall@10", "ndcg@10", "recall@20")}
     return model, metrics
+
+
+def _sampled(split: Any, limit: int | None) -> Any:
+    """At most ``limit`` test users (a fixed random sample): ranking every test user against
+    the whole catalogue costs users x items, the largest share of a run at scale."""
+    if not limit or split.n_test_users <= int(limit):
+        return split
+    rng = np.random.default_rng(int(recs_settings.TRAIN_SEED))
+    keep = np.sort(rng.choice(split.n_test_users, int(limit), replace=False))
+    return dataclasses.replace(
+        split,
+        test_users=split.test_users[keep],
+        relevant=[split.relevant[j] for j in keep],
+        histories=[split.histories[j] for j in keep],
+        known_user=split.known_user[keep],
+        exclude=[split.exclude[j] for j in keep],
+    )
 
 
 def training_request(*, force: bool = False, note: str = "") -> None:
@@ -127,9 +163,13 @@ def _model_train(
     on_progress: Callable[[float, str], Any],
 ) -> ModelVersion:
     params = {**dict(recs_settings.MODEL_PARAMS), **(params or {})}
-    params.setdefault("seed", int(recs_settings.TRAIN_SEED))
+    selecting = bool(recs_settings.MODEL_SELECTION)
+    if not selecting:
+        params.setdefault("seed", int(recs_settings.TRAIN_SEED))
     version = ModelVersion.objects.create(
-        kind=dotted_path(model_class()), params=params, note=note[:500]
+        kind=SELECTING if selecting else dotted_path(model_class()),
+        params=params,
+        note=note[:500],
     )
     started = time.perf_counter()
     try:
@@ -141,15 +181,28 @@ def _model_train(
                 f"Only {len(dataset)} positive events on encoded items; at least {minimum} are "
                 "needed to train. Record more events (POST /api/v1/events/) or import a bundle."
             )
-        model_cls = model_class()
-        on_progress(0.1, f"model {version.pk}: training and evaluating on a held-out slice")
-        model, metrics = _evaluate(model_cls, params, dataset, progress)
-        # the evaluation run's epochs carry the validation metrics (the admin charts them)
-        history = _history_of(model, "evaluation")
-        if recs_settings.TRAIN_REFIT_ALL:
-            on_progress(0.55, f"model {version.pk}: training on all events")
-            model = model_cls(**_refit_params(model, params)).fit(dataset, progress=progress)
-            history += _history_of(model, "final")
+        if selecting:
+            budget = _budget() or 180.0
+            on_progress(0.1, f"model {version.pk}: selecting a model within {budget:.0f} s")
+            model, metrics, selection = _select(dataset, params, budget, progress)
+            version.selection = selection
+            version.kind = dotted_path(type(model))
+            params = _jsonable(selection["chosen"].get("params") or {})
+            history = _history_of(model, "final")
+        else:
+            model_cls = model_class()
+            on_progress(0.1, f"model {version.pk}: training and evaluating on a held-out slice")
+            budget = _budget()
+            deadline = time.perf_counter() + budget if budget else None
+            share = budget / 2 if budget and recs_settings.TRAIN_REFIT_ALL else budget
+            model, metrics = _evaluate(model_cls, params, dataset, progress, share)
+            # the evaluation run's epochs carry the validation metrics (the admin charts them)
+            history = _history_of(model, "evaluation")
+            if recs_settings.TRAIN_REFIT_ALL:
+                on_progress(0.55, f"model {version.pk}: training on all events")
+                left = deadline - time.perf_counter() if deadline is not None else None
+                model = _fit(model_cls(**_refit_params(model, params)), dataset, progress, left)
+                history += _history_of(model, "final")
         on_progress(0.9, f"model {version.pk}: saving")
         path = model_dir() / str(version.pk)
         if path.exists():
@@ -161,8 +214,8 @@ def _model_train(
         version.data_counts = _counts(dataset, catalog)
         version.artefact = str(path)
         version.model_version = str(getattr(model, "version", "") or "")
-        version.dim = int(model.all_item_vectors().shape[1])
-        version.params = {**params, **_config_of(model)}
+        version.dim = int(model.vector_dim)
+        version.params = _jsonable({**params, **_config_of(model)})
     except Exception as exc:
         version.status = ModelVersion.Status.FAILED
         version.error = f"{type(exc).__name__}: {exc}"[:5000]
@@ -182,6 +235,82 @@ def _model_train(
             version.note = (version.note + " " if version.note else "") + reason
             version.save(update_fields=["note"])
     return version
+
+
+#: ``kind`` of a version while model selection runs (the chosen class replaces it).
+SELECTING = "model selection"
+
+
+def _select(
+    dataset: Dataset, params: dict[str, Any], budget: float, progress: bool
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Model selection on the shop's own events (``recsys.selection``): the winner refitted on
+    every positive, its validation figures as the version's metrics (the activation check
+    compares them), and what the search tried (stored on the version, shown in the admin)."""
+    from shop_recs.recsys.selection import select_model
+
+    selection = select_model(
+        dataset,
+        budget_seconds=budget,
+        seed=int(recs_settings.TRAIN_SEED),
+        progress=progress,
+        families=list(families) if (families := recs_settings.MODEL_FAMILIES) else None,
+        base_params=params or None,
+    )
+    chosen = _jsonable(selection.chosen)
+    validation = dict(chosen.get("validation") or {})
+    metrics = {name: value for name, value in validation.items() if _is_figure(value)}
+    # figures per protocol or a reference stay nested
+    metrics.update({name: value for name, value in validation.items() if isinstance(value, dict)})
+    if metrics and "popularity" not in metrics:
+        metrics["popularity"] = _popularity_reference(dataset)
+    stored = {
+        "budget_seconds": budget,
+        "seconds": round(float(selection.seconds), 3),
+        "chosen": chosen,
+        "table": _jsonable(list(selection.table)),
+    }
+    return selection.model, metrics, stored
+
+
+def _popularity_reference(dataset: Dataset) -> dict[str, float]:
+    """Popularity's figures on the validation split selection scored its candidates on (the
+    same split for the same data and seed), weighted over the protocols the same way: the
+    reference the admin shows beside the chosen model's."""
+    from shop_recs.recsys.selection import PROTOCOL_WEIGHTS, validation_set
+
+    val = validation_set(dataset, int(recs_settings.TRAIN_SEED))
+    if val is None:
+        return {}
+    popular = PopularityRecommender().fit(val.train)
+    names = ("recall@10", "ndcg@10")
+    per = {p: evaluate(popular, split, ks=(10,)) for p, split in val.splits.items()}
+    total = sum(PROTOCOL_WEIGHTS.get(p, 0.0) for p in per) or 1.0
+    out = {
+        n: sum(PROTOCOL_WEIGHTS.get(p, 0.0) * m[n] for p, m in per.items()) / total for n in names
+    }
+    out.update({f"{p}/{n}": m[n] for p, m in per.items() for n in names})
+    return _jsonable(out)
+
+
+def _is_figure(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types (numpy scalars, tuples, non-finite floats: the JSON
+    fields and the admin read them back)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
 
 
 def _history_of(model: Any, run: str) -> list[dict[str, Any]]:
@@ -207,6 +336,19 @@ def _config_of(model: Any) -> dict[str, Any]:
     config = getattr(model, "config", None)
     to_dict = getattr(config, "to_dict", None)
     return dict(to_dict()) if callable(to_dict) else {}
+
+
+def selection_summary(version: ModelVersion) -> str:
+    """`` (family X chosen of N candidates in S s)`` for a version from model selection, else
+    ``""``: what the command's and the job's summary lines name."""
+    selection = version.selection or {}
+    chosen = selection.get("chosen") or {}
+    if not chosen:
+        return ""
+    table = selection.get("table") or []
+    seconds = selection.get("seconds")
+    took = f" in {float(seconds):.0f} s" if isinstance(seconds, int | float) else ""
+    return f" (family {chosen.get('family', '?')} chosen of {len(table)} candidates{took})"
 
 
 def activation_check(version: ModelVersion) -> tuple[bool, str]:

@@ -315,6 +315,51 @@ class VectorRecommender(Recommender):
     ) -> np.ndarray:
         """The query vector of a shopper from the stored vectors of their recent items."""
 
+    def contributions(
+        self,
+        user: str | None,
+        history_vectors: np.ndarray,
+        history_weights: np.ndarray | None,
+        item_vectors: np.ndarray,
+    ) -> np.ndarray:
+        """How much each history item adds to each item's score: ``(n_items, n_history)``.
+
+        The explanation of a recommendation ("because you viewed X") is the history item with
+        the largest contribution. The default is leave-one-out: score with the full history
+        minus score without item j (exact for models linear in the history, such as EASE and
+        blends of linear parts, which override this with a closed form).
+        """
+        hv = np.asarray(history_vectors, np.float32).reshape(-1, self.vector_dim)
+        items = np.asarray(item_vectors, np.float32).reshape(-1, self.vector_dim)
+        out = np.zeros((len(items), len(hv)), np.float32)
+        if not len(hv):
+            return out
+        w = None if history_weights is None else np.asarray(history_weights, np.float32)
+        full = items @ self.user_vector(user, hv, w)
+        for j in range(len(hv)):
+            keep = np.arange(len(hv)) != j
+            if keep.any():
+                rest = self.user_vector(user, hv[keep], None if w is None else w[keep])
+            else:
+                rest = np.zeros(self.vector_dim, np.float32)
+            out[:, j] = full - items @ rest
+        return out
+
+    def because(
+        self,
+        user: str | None,
+        history_vectors: np.ndarray,
+        history_weights: np.ndarray | None,
+        item_vectors: np.ndarray,
+    ) -> np.ndarray:
+        """Per item: the index of the history item that explains it best, -1 when none adds
+        anything positive (or there is no history)."""
+        c = self.contributions(user, history_vectors, history_weights, item_vectors)
+        if not c.shape[1]:
+            return np.full(c.shape[0], -1, np.int64)
+        best = c.argmax(axis=1)
+        return np.where(c[np.arange(len(c)), best] > 0, best, -1).astype(np.int64)
+
     @abc.abstractmethod
     def codes(self, kind: str, names: Sequence[str]) -> np.ndarray:
         """Codes of category (``kind="category"``) or brand names; unknown names give 0."""

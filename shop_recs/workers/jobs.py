@@ -11,7 +11,7 @@ from shop_recs.catalog.models import BackgroundJob, Item, ItemEncoding
 from shop_recs.catalog.services.jobs import JobFailed, Progress, job_run
 from shop_recs.encoding.service import items_encode, items_needing_encoding
 from shop_recs.ranking.dataset import TrainingError
-from shop_recs.ranking.training import model_train
+from shop_recs.ranking.training import model_train, selection_summary
 
 
 def encode_job_item_ids(params: dict[str, Any]) -> list[int]:
@@ -87,10 +87,11 @@ def job_run_train(*, job_id: int) -> dict[str, Any]:
             "popularity_recall@10": (metrics.get("popularity") or {}).get("recall@10"),
             "seconds": round(version.duration_seconds or 0.0, 2),
             "note": version.note,
+            "family": ((version.selection or {}).get("chosen") or {}).get("family"),
         }
         recall = metrics.get("recall@10")
         score = f", recall@10 {recall:.4f}" if isinstance(recall, int | float) else ""
         state = "active" if version.is_active else "not activated"
-        return result, f"model {version.pk} trained{score} ({state})"
+        return result, f"model {version.pk} trained{selection_summary(version)}{score} ({state})"
 
     return job_run(job_id, work)

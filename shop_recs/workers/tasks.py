@@ -118,7 +118,7 @@ def train_model(
     """Train, evaluate and (if not worse, or forced) activate a new model version. With
     ``job_id``, run that background job (its options are on the job)."""
     from shop_recs.ranking.dataset import TrainingError
-    from shop_recs.ranking.training import model_train
+    from shop_recs.ranking.training import model_train, selection_summary
     from shop_recs.workers import jobs
 
     if job_id is not None:
@@ -128,13 +128,20 @@ def train_model(
     except TrainingError as exc:  # not transient: too little data, or a run in progress
         logger.warning("train_model: %s", exc)
         return {"error": str(exc)}
+    chosen = (version.selection or {}).get("chosen") or {}
     logger.info(
-        "train_model: model %s, recall@10 %s, active %s",
+        "train_model: model %s%s, recall@10 %s, active %s",
         version.pk,
+        selection_summary(version),
         version.metrics.get("recall@10"),
         version.is_active,
     )
-    return {"version": version.pk, "active": version.is_active, "metrics": version.metrics}
+    return {
+        "version": version.pk,
+        "active": version.is_active,
+        "metrics": version.metrics,
+        "family": chosen.get("family"),
+    }
 
 
 @shared_task(**RETRY)

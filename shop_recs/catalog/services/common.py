@@ -33,7 +33,9 @@ def items_content_changed(item_ids: list[int], *, announce: bool = True) -> None
 def items_request_encoding(*, item_ids: Sequence[int]) -> None:
     """Ask for items to be (re-)encoded now, e.g. from the admin."""
     with transaction.atomic():
-        ItemEmbedding.objects.filter(item_id__in=item_ids).exclude(space="hybrid").update(
+        ItemEmbedding.objects.filter(item_id__in=item_ids).exclude(
+            space__startswith="hybrid"
+        ).update(
             content_hash=""  # forces a re-encode even when nothing changed
         )
         items_content_changed(list(item_ids))

@@ -23,7 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 
-from shop_recs.catalog import selectors, services
+from shop_recs.catalog import selectors, services, vectors
 from shop_recs.catalog.media import image_url
 from shop_recs.catalog.models import (
     BackgroundJob,
@@ -57,14 +57,18 @@ ENCODE_SCOPES = {"needing": "pending, failed and stale items", "failed": "failed
 def encoding_overview() -> dict[str, Any]:
     """Item counts, items per space (and the share of all items), failures, pending."""
     total = Item.objects.count()
-    per_space = dict(ItemEmbedding.objects.values_list("space").annotate(n=Count("id")).order_by())
+    served = ItemEmbedding.objects.filter(vectors.served_spaces_q())
+    per_space = {
+        vectors.base_space(space): n
+        for space, n in served.values_list("space").annotate(n=Count("id")).order_by()
+    }
     dims: dict[str, list[str]] = {}
     for space, dim, encoder, n in (
-        ItemEmbedding.objects.values_list("space", "dim", "encoder")
+        served.values_list("space", "dim", "encoder")
         .annotate(n=Count("id"))
         .order_by("space", "-n")
     ):
-        dims.setdefault(space, []).append(f"{encoder} {dim}-d ({n})")
+        dims.setdefault(vectors.base_space(space), []).append(f"{encoder} {dim}-d ({n})")
     spaces = [
         {
             "space": space.value,

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path
 from django.utils.html import format_html
 
-from shop_recs.catalog import services
+from shop_recs.catalog import services, vectors
 from shop_recs.catalog.models import (
     BackgroundJob,
     Interaction,
@@ -45,7 +45,9 @@ class MissingSpaceFilter(admin.SimpleListFilter):
         has, _, space = value.partition("-")
         if space not in Space.values or has not in ("has", "no"):
             return queryset
-        exists = Exists(ItemEmbedding.objects.filter(item=OuterRef("pk"), space=space))
+        exists = Exists(
+            ItemEmbedding.objects.filter(item=OuterRef("pk"), space=vectors.space_key(space))
+        )
         return queryset.filter(exists if has == "has" else ~exists)
 
 
@@ -171,7 +173,9 @@ class ItemAdmin(admin.ModelAdmin):
         item = Item.objects.filter(pk=object_id).select_related("encoding").first()
         if item is not None:
             extra_context["recs_item"] = item
-            embeddings = item.embeddings.defer("vector").order_by("space")
+            embeddings = (
+                item.embeddings.filter(vectors.served_spaces_q()).defer("vector").order_by("space")
+            )
             extra_context["recs_embeddings"] = list(embeddings)
             extra_context["recs_encoding"] = getattr(item, "encoding", None)
             extra_context["recs_previews"] = similar_previews(item)

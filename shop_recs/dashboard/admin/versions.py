@@ -1,4 +1,5 @@
-"""Admin of trained model versions: metrics, data counts and charts; train, activate, roll back.
+"""Admin of trained model versions: metrics, data counts, charts and the model selection's
+candidates; train, activate, roll back.
 
 Versions are read-only (they come from training). Staff with ``view_modelversion`` see the
 pages; the actions (train now, activate, roll back) are POST-only views that also need
@@ -9,6 +10,7 @@ right away (seconds).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -125,6 +127,52 @@ def versions_chart(versions: list[ModelVersion]) -> str:
         y_label="metric",
         integer_x=True,
     )
+
+
+def _canonical(params: Any) -> str:
+    return json.dumps(params or {}, sort_keys=True, default=str)
+
+
+def _compact(params: Any) -> str:
+    if not isinstance(params, dict) or not params:
+        return "defaults"
+    return ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in sorted(params.items()))
+
+
+def selection_rows(version: ModelVersion) -> list[dict[str, Any]]:
+    """The candidates model selection tried (its table), each marked ``chosen`` or not: the
+    row whose family and parameters are the chosen configuration's (when no row matches
+    exactly, the best row of the chosen family by recall@10)."""
+    selection = version.selection or {}
+    table = [r for r in selection.get("table") or [] if isinstance(r, dict)]
+    chosen = selection.get("chosen") or {}
+    family = chosen.get("family")
+    marked = [
+        i
+        for i, r in enumerate(table)
+        if r.get("family") == family
+        and _canonical(r.get("params")) == _canonical(chosen.get("params"))
+    ]
+    if not marked:
+        same = [
+            i
+            for i, r in enumerate(table)
+            if r.get("family") == family and isinstance(r.get("recall@10"), int | float)
+        ]
+        if same:
+            marked = [max(same, key=lambda i: table[i]["recall@10"])]
+    return [
+        {
+            "family": r.get("family", "?"),
+            "params": _compact(r.get("params")),
+            "recall": _number(r.get("recall@10")),
+            "ndcg": _number(r.get("ndcg@10")),
+            "seconds": _number(r.get("seconds"), 1),
+            "status": str(r.get("status") or ""),
+            "chosen": i in marked[:1],
+        }
+        for i, r in enumerate(table)
+    ]
 
 
 @admin.register(ModelVersion, site=site)
@@ -245,6 +293,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 ],
                 recs_counts=sorted((version.data_counts or {}).items()),
                 recs_params=sorted((version.params or {}).items()),
+                recs_selection=version.selection or {},
+                recs_selection_chosen=(version.selection or {}).get("chosen") or {},
+                recs_selection_rows=selection_rows(version),
                 recs_loss_chart=_svg(loss_chart),
                 recs_metric_chart=_svg(metric_chart),
                 recs_versions_chart=_svg(versions_chart(versions)),

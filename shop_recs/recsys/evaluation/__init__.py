@@ -13,17 +13,20 @@ from .metrics import (
 )
 from .protocol import evaluate, rank_split
 from .splits import (
+    ALL_PROTOCOLS,
     PROTOCOLS,
     Split,
     cold_items_split,
     cold_users_split,
     holdout,
     make_split,
+    next_split,
     validation_split,
     warm_split,
 )
 
 __all__ = [
+    "ALL_PROTOCOLS",
     "PROTOCOLS",
     "Split",
     "average_precision_at_k",
@@ -35,6 +38,7 @@ __all__ = [
     "holdout",
     "make_split",
     "ndcg_at_k",
+    "next_split",
     "rank_split",
     "recall_at_k",
     "validation_split",

@@ -26,6 +26,10 @@ import numpy as np
 from ..base import Dataset
 
 PROTOCOLS = ("warm", "cold-items", "cold-users")
+#: Every protocol :func:`make_split` knows, including the time-ordered ``next`` (the last
+#: ``frac`` of each user's items by time held out). Kept apart from :data:`PROTOCOLS` so callers
+#: that iterate the original three keep doing so.
+ALL_PROTOCOLS = (*PROTOCOLS, "next")
 
 
 @dataclass
@@ -230,15 +234,61 @@ def cold_users_split(
     )
 
 
+def next_split(
+    dataset: Dataset,
+    seed: int,
+    *,
+    frac: float = 0.2,
+    among: np.ndarray | None = None,
+) -> Split:
+    """Time-ordered hold-out: each user's last ``frac`` distinct items (by first event) are the
+    test set, everything before them is training; the model must predict what comes *next*.
+
+    A user with ``n`` distinct items holds out ``round(frac * n)`` of them (none when that is
+    0, so users with one or two items only train). ``among`` restricts the held-out users to
+    these user indices (the others keep all their items in training). Deterministic: ``seed``
+    only names the split (it drives the ranking tie-break).
+    """
+    if not 0.0 < frac < 1.0:
+        raise ValueError(f"the held-out fraction must be in (0, 1), got {frac}")
+    keys = _pair_keys(dataset)
+    # First event of each pair, in time order (ties keep input order).
+    order = np.lexsort((np.arange(len(keys)), dataset.times))
+    unique, first = np.unique(keys[order], return_index=True)
+    pair_pos = order[first]  # row of each pair's first event
+    pair_users = dataset.users[pair_pos]
+    pair_order = np.lexsort((np.arange(len(unique)), first, pair_users))
+    users_sorted = pair_users[pair_order]
+    bounds = np.searchsorted(users_sorted, np.arange(dataset.n_users + 1))
+    counts = np.diff(bounds)
+    n_test = np.rint(frac * counts).astype(np.int64)
+    n_test = np.minimum(n_test, np.maximum(counts - 1, 0))
+    if among is not None:
+        allowed = np.zeros(dataset.n_users, dtype=bool)
+        allowed[np.asarray(among, dtype=np.int64)] = True
+        n_test[~allowed] = 0
+    rank_in_user = np.arange(len(pair_order)) - np.repeat(bounds[:-1], counts)
+    is_test_sorted = rank_in_user >= np.repeat(counts - n_test, counts)
+    test_pairs = np.zeros(len(unique), dtype=bool)
+    test_pairs[pair_order[is_test_sorted]] = True
+    inverse = np.searchsorted(unique, keys)
+    test_rows = test_pairs[inverse]
+    return _known_split(
+        "next", seed, dataset, np.flatnonzero(~test_rows), np.flatnonzero(test_rows), None
+    )
+
+
 def make_split(dataset: Dataset, protocol: str, seed: int) -> Split:
-    """The split of one protocol by name (``warm``, ``cold-items``, ``cold-users``)."""
+    """The split of one protocol by name (``warm``, ``cold-items``, ``cold-users``, ``next``)."""
     if protocol == "warm":
         return warm_split(dataset, seed)
     if protocol == "cold-items":
         return cold_items_split(dataset, seed)
     if protocol == "cold-users":
         return cold_users_split(dataset, seed)
-    raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+    if protocol == "next":
+        return next_split(dataset, seed)
+    raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(ALL_PROTOCOLS)}")
 
 
 def holdout(dataset: Dataset, seed: int, frac: float = 0.1) -> tuple[Dataset, Split]:
@@ -264,4 +314,6 @@ def validation_split(train: Dataset, protocol: str, seed: int, frac: float = 0.1
         return cold_items_split(train, seed, frac=frac, among=np.unique(train.items))
     if protocol == "cold-users":
         return cold_users_split(train, seed, frac=frac)
-    raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+    if protocol == "next":
+        return next_split(train, seed, frac=frac)
+    raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(ALL_PROTOCOLS)}")

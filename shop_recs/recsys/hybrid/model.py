@@ -58,6 +58,9 @@ from .network import HybridNet
 FORMAT = "shop_recs.hybrid"
 FORMAT_VERSION = 2
 
+#: Validation scores at most this many users (a fixed random sample) each epoch.
+VALIDATION_USERS_MAX = 5000
+
 
 @contextlib.contextmanager
 def _threads(n: int | None) -> Iterator[None]:
@@ -79,6 +82,8 @@ class HybridRecommender(VectorRecommender):
     ``HybridRecommender(config)`` takes a whole config.
     """
 
+    family = "hybrid"
+
     def __init__(self, config: HybridConfig | None = None, **overrides: Any) -> None:
         base = config or HybridConfig()
         self.config = base.replace(**overrides) if overrides else base
@@ -97,11 +102,18 @@ class HybridRecommender(VectorRecommender):
         self._hist_items = np.zeros(0, dtype=np.int64)
         # The frozen PCA of the content embeddings, fitted once per fit (see _train).
         self._projections: dict[str, torch.Tensor] | None = None
+        self._deadline: float | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
     def dim(self) -> int:
         """Width of the scoring part of item vectors (the user tower's output)."""
+        return self.config.dim
+
+    @property
+    def scoring_dim(self) -> int:
+        """Leading columns of an item vector that a user vector multiplies (the rest is the
+        history part the user tower reads); blends rely on this layout."""
         return self.config.dim
 
     @property
@@ -210,16 +222,30 @@ class HybridRecommender(VectorRecommender):
 
     # ------------------------------------------------------------------ training
     def fit(
-        self, dataset: Dataset, *, validation: Dataset | None = None, progress: bool = True
+        self,
+        dataset: Dataset,
+        *,
+        validation: Dataset | None = None,
+        progress: bool = True,
+        deadline: float | None = None,
+        time_budget: float | None = None,
     ) -> HybridRecommender:
         """Train on ``dataset``'s positives.
 
         ``validation`` (same maps) drives early stopping on Recall@10; without it a random
         ``validation_fraction`` of each user's positives is held out, and with ``refit`` the
         model is then retrained on everything for the best number of epochs.
+
+        ``deadline`` (a ``time.monotonic()`` value) or ``time_budget`` (seconds from now, for
+        the whole fit; the earlier of the two counts): training stops at the end of the batch
+        that passes it (at least one batch is trained, so the model is usable), the epoch is
+        then validated and the best state kept; the refit is skipped when no time is left.
         """
         cfg = self.config
         started = time.perf_counter()
+        ends = [d for d in (deadline, time.monotonic() + time_budget if time_budget else None)
+                if d is not None]  # fmt: skip
+        self._deadline = min(ends) if ends else None
         device = self._device()
         with _threads(cfg.num_threads):
             self.user_map = IdMap(dataset.user_map.to_list())
@@ -258,7 +284,7 @@ class HybridRecommender(VectorRecommender):
                 phase="select",
                 seed=cfg.seed,
             )
-            if internal and cfg.refit and best_epochs > 0:
+            if internal and cfg.refit and best_epochs > 0 and not self._out_of_time():
                 net, _ = self._train(
                     full, None, feature_t, best_epochs, device, progress, phase="refit",
                     seed=cfg.seed + 1,
@@ -269,6 +295,10 @@ class HybridRecommender(VectorRecommender):
             self._finalise(feature_t)
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def _out_of_time(self) -> bool:
+        deadline = getattr(self, "_deadline", None)
+        return deadline is not None and time.monotonic() >= deadline
 
     def _validation_targets(self, train: Interactions, validation: Dataset) -> Interactions:
         """Validation positives minus what the user already has in training (excluded anyway)."""
@@ -343,11 +373,17 @@ class HybridRecommender(VectorRecommender):
                 optimiser.step()
                 total += float(loss.detach())
                 steps += 1
+                if self._out_of_time():
+                    break
             record: dict[str, Any] = {
                 "phase": phase,
                 "epoch": epoch,
                 "train_loss": total / max(steps, 1),
             }
+            out_of_time = self._out_of_time()
+            if out_of_time:
+                record["stopped"] = "deadline"
+                record["batches"] = steps
             if val is not None:
                 record.update(self._validate(net, train, val, reduced, device))
             record["seconds"] = time.perf_counter() - tick
@@ -360,6 +396,8 @@ class HybridRecommender(VectorRecommender):
                 )
             if val is None:
                 best_epoch = epoch
+                if out_of_time:
+                    break
                 continue
             # Validation recall of one epoch is noisy (about +-0.01 on MovieLens-100k), so
             # stopping and the epoch count for the refit use a 3-epoch running mean.
@@ -373,6 +411,8 @@ class HybridRecommender(VectorRecommender):
                 stale += 1
                 if stale >= cfg.patience:
                     break
+            if out_of_time:
+                break
         if bar is not None:
             bar.close()
         if best_state is not None:
@@ -510,10 +550,18 @@ class HybridRecommender(VectorRecommender):
     ) -> dict[str, float]:
         vectors = self._eval_item_vectors(net, feats)
         users = np.flatnonzero((val.lengths() > 0) & (train.lengths() > 0))
+        if len(users) > VALIDATION_USERS_MAX:
+            # a fixed sample: scoring every user costs users x items per epoch
+            pick = np.random.default_rng(self.config.seed).choice(
+                len(users), VALIDATION_USERS_MAX, replace=False
+            )
+            users = users[np.sort(pick)]
         recalls, ndcgs = [], []
         discounts = 1.0 / np.log2(np.arange(2, 12))
-        for start in range(0, len(users), 1024):
-            chunk = users[start : start + 1024]
+        # at most ~64M scores at once (256 MB), whatever the catalogue's size
+        step = int(max(1, min(1024, (1 << 26) // max(int(vectors.shape[0]), 1))))
+        for start in range(0, len(users), step):
+            chunk = users[start : start + step]
             hists = [train.user_items(u) for u in chunk]
             wts = [train.weights[train.indptr[u] : train.indptr[u + 1]] for u in chunk]
             scores = (

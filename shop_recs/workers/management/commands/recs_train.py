@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from shop_recs.catalog.models import ModelVersion
 from shop_recs.ranking.dataset import TrainingError
-from shop_recs.ranking.training import model_train
+from shop_recs.ranking.training import model_train, selection_summary
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -25,8 +25,10 @@ def _param(text: str) -> tuple[str, Any]:
 class Command(BaseCommand):
     help = (
         "Train a recommender model version from the recorded interactions and stored "
-        "embeddings, evaluate it on a held-out slice, and activate it unless it is worse than "
-        "the active one (--force activates anyway)."
+        "embeddings — with SHOP_RECS['MODEL_SELECTION'] (the default) the model family and "
+        "hyperparameters are chosen on a validation split of this shop's events within "
+        "TRAIN_BUDGET_SECONDS — evaluate it on held-out events, and activate it unless it is "
+        "worse than the active one (--force activates anyway)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -75,13 +77,16 @@ class Command(BaseCommand):
             for name in ("recall@10", "ndcg@10", "recall@20", "coverage@10")
             if name in metrics
         )
+        if figures and version.selection:
+            figures = f"validation {figures}"
         if popular:
             figures += f" (popularity recall@10 {popular.get('recall@10', 0):.4f})"
         counts = version.data_counts
         state = "active" if version.is_active else f"not active — {version.note}"
+        chosen = selection_summary(version)
         self.stdout.write(
             f"Model {version.pk} trained in {version.duration_seconds:.1f}s on "
             f"{counts.get('positives', 0)} positives of {counts.get('users', 0)} shoppers and "
-            f"{counts.get('items', 0)} items: {figures or 'no held-out users to evaluate'}; "
-            f"{state}."
+            f"{counts.get('items', 0)} items{chosen}: "
+            f"{figures or 'no held-out users to evaluate'}; {state}."
         )

@@ -1,0 +1,830 @@
+"""Per-shop model selection: search families and hyper-parameters on the shop's own data.
+
+``select_model(dataset, budget_seconds=...)`` carves one validation set out of the dataset
+with the evaluation protocols (:mod:`shop_recs.recsys.evaluation`) and scores candidates on it:
+
+- ``cold-users``: 10% of the users with at least 7 items held out, first 5 revealed;
+- ``cold-items``: 10% of the items with events held out with all their events (only when the
+  items have content features), ranked among themselves;
+- ``warm``: half of the remaining users (3+ items) lose a random 20% of their items;
+- ``next``: the other half lose their last 20% by time.
+
+One fit per candidate is scored on all four (the validation train set is what is left). The
+choice is the best *weighted mean of Recall@10 relative to the best candidate* per protocol
+(:data:`PROTOCOL_WEIGHTS`: cold start weighs half, so a model that gains warm recall by
+giving up new items or new shoppers does not win).
+
+Families (all :class:`~shop_recs.recsys.base.VectorRecommender`, served from pgvector):
+
+- ``ease``: :class:`~shop_recs.recsys.ease.EASERecommender`, λ searched on a grid scaled to the
+  data, then the history recency decay; skipped (with the reason in the table) when its dense
+  items² Gram matrix would not fit the memory or time budget, and capped to the most popular
+  items when those carry most positives;
+- ``hybrid``: :class:`~shop_recs.recsys.hybrid.HybridRecommender`: the default config, then
+  random variants (dims, ID-vs-content dropout, dropouts, temperature, weight decay, lr) in a
+  short successive-halving round while the budget lasts; epochs by early stopping;
+- ``blend``: :class:`~shop_recs.recsys.blend.BlendRecommender` of the best hybrid and EASE:
+  weights (separately for warm and cold items) and a popularity prior chosen on validation.
+
+The winner is refitted on the whole dataset (the hybrid for the epochs early stopping chose,
+EASE with λ scaled to the larger data) and returned ready to ``save()``. The budget is checked
+between candidates and inside fits (hybrid epochs, EASE steps); time for the final refit is
+reserved from the start. A budget too small for any search still returns a model: the
+default hybrid config, trained for what the budget allows (at least one epoch).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .base import Dataset, VectorRecommender
+from .ease import EASEConfig, EASERecommender
+from .evaluation import Split, cold_users_split, evaluate
+from .evaluation.splits import _known_split
+
+#: Weight of each validation protocol in the selection objective.
+PROTOCOL_WEIGHTS = {"warm": 0.30, "next": 0.20, "cold-users": 0.25, "cold-items": 0.25}
+FAMILIES = ("hybrid", "ease", "blend")
+#: Share of the machine's memory a dense EASE fit may use.
+EASE_MEMORY_SHARE = 0.35
+#: A capped EASE (most popular items only) must still cover this share of the positives.
+EASE_MIN_COVERAGE = 0.8
+#: Hybrid variants tried after the default, when time allows.
+HYBRID_SPACE: dict[str, Sequence[Any]] = {
+    "dim": (64, 128, 200, 256),
+    "id_dropout": (0.05, 0.1, 0.2, 0.3),
+    "user_id_dropout": (0.3, 0.5, 0.7),
+    "content_dropout": (0.5, 0.7, 0.8),
+    "dropout": (0.0, 0.1, 0.2),
+    "logit_scale": (0.5, 1.0, 2.0),
+    "weight_decay": (0.0, 1e-5, 1e-4),
+    "lr": (5e-4, 1e-3, 2e-3),
+    "content_loss_weight": (0.5, 1.0, 2.0),
+}
+
+
+@dataclass
+class Selection:
+    """What :func:`select_model` found."""
+
+    #: The chosen model fitted on *all* of the dataset, ready to ``save()``.
+    model: VectorRecommender
+    #: One row per candidate tried: family, params, recall@10 / ndcg@10 (weighted means over
+    #: the validation protocols), per-protocol ``validation``, ``objective``, seconds, status
+    #: ("ok", "skipped: <why>" or "timeout").
+    table: list[dict[str, Any]]
+    #: ``{"family", "params", "validation": {metric: value}}`` of the winner.
+    chosen: dict[str, Any]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- validation
+@dataclass
+class Validation:
+    train: Dataset
+    splits: dict[str, Split]
+    #: Held-out warm + next pairs (hybrid early stopping reads these).
+    targets: Dataset | None
+
+
+def _rank_within(owner: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Rank of each entry within its owner group when ordered by ``key`` (0 = smallest)."""
+    order = np.lexsort((key, owner))
+    sorted_owner = owner[order]
+    starts = np.searchsorted(sorted_owner, sorted_owner, side="left")
+    rank = np.empty(len(owner), np.int64)
+    rank[order] = np.arange(len(owner)) - starts
+    return rank
+
+
+def validation_set(
+    dataset: Dataset, seed: int, *, frac: float = 0.1, holdout: float = 0.2, reveal: int = 5
+) -> Validation | None:
+    """The combined validation split (module docstring); None when the data is too small."""
+    n = len(dataset)
+    if n == 0:
+        return None
+    rng = np.random.default_rng(seed + 7919)
+    n_items = max(dataset.n_items, 1)
+    keys = dataset.users * np.int64(n_items) + dataset.items
+    unique, inverse = np.unique(keys, return_inverse=True)
+    pair_users = unique // n_items
+    per_user = np.bincount(pair_users, minlength=dataset.n_users)
+    removed = np.zeros(n, bool)
+    splits: dict[str, Split] = {}
+
+    eligible = np.flatnonzero(per_user >= reveal + 2)
+    cold_users = None
+    if len(eligible) >= 20:
+        cold_users = cold_users_split(dataset, seed, reveal, frac=frac, among=eligible)
+        removed |= np.isin(dataset.users, cold_users.test_users)
+
+    feats = dataset.item_features
+    has_content = feats is not None and any(
+        a is not None for a in (feats.text, feats.image, feats.category)
+    )
+    ci_rows = np.zeros(n, bool)
+    held_items = None
+    if has_content:
+        warm_items = np.unique(dataset.items[~removed])
+        if len(warm_items) >= 20:
+            held_items = np.sort(
+                rng.choice(warm_items, size=max(2, round(frac * len(warm_items))), replace=False)
+            )
+            on_held = np.isin(dataset.items, held_items)
+            ci_rows = on_held & ~removed
+            removed |= on_held
+
+    # warm / next on the users that remain, half each
+    left = ~removed
+    pair_left = np.zeros(len(unique), bool)
+    pair_left[inverse[left]] = True
+    count_left = np.bincount(pair_users[pair_left], minlength=dataset.n_users)
+    candidates = np.flatnonzero(count_left >= 3)
+    rng.shuffle(candidates)
+    half = len(candidates) // 2
+    warm_users, next_users = candidates[:half], candidates[half:]
+    take = np.rint(holdout * count_left).astype(np.int64)
+    idx = np.flatnonzero(pair_left)
+    owners = pair_users[idx]
+    held_pair = np.zeros(len(unique), bool)
+    if len(warm_users):
+        sel = np.isin(owners, warm_users)
+        rank = _rank_within(owners[sel], rng.random(int(sel.sum())))
+        held_pair[idx[sel][rank < take[owners[sel]]]] = True
+    warm_pairs = held_pair.copy()
+    if len(next_users):
+        # first time of each pair
+        first_time = np.full(len(unique), np.inf)
+        np.minimum.at(first_time, inverse, dataset.times)
+        sel = np.isin(owners, next_users)
+        rank_from_end = _rank_within(owners[sel], -first_time[idx[sel]])
+        held_pair[idx[sel][rank_from_end < take[owners[sel]]]] = True
+    next_pairs = held_pair & ~warm_pairs
+    warm_rows = warm_pairs[inverse] & left
+    next_rows = next_pairs[inverse] & left
+    train_rows = np.flatnonzero(left & ~warm_rows & ~next_rows)
+    train = dataset.subset(train_rows)
+
+    def known(protocol: str, rows: np.ndarray, cands: np.ndarray | None) -> Split | None:
+        if not rows.any():
+            return None
+        split = _known_split(protocol, seed, dataset, train_rows, np.flatnonzero(rows), cands)
+        split.train = train
+        return split if split.n_test_users else None
+
+    for name, split in (
+        ("warm", known("warm", warm_rows, None)),
+        ("next", known("next", next_rows, None)),
+        (
+            "cold-items",
+            known("cold-items", ci_rows, held_items) if held_items is not None else None,
+        ),
+    ):
+        if split is not None:
+            splits[name] = split
+    if cold_users is not None and cold_users.n_test_users:
+        cold_users.train = train
+        splits["cold-users"] = cold_users
+    if not splits or not len(train):
+        return None
+    target_rows = np.flatnonzero(warm_rows | next_rows)
+    targets = dataset.subset(target_rows) if len(target_rows) else None
+    return Validation(train=train, splits=splits, targets=targets)
+
+
+# ---------------------------------------------------------------------------- scoring
+def _metrics(model: Any, val: Validation) -> dict[str, dict[str, float]]:
+    out = {}
+    for protocol, split in val.splits.items():
+        m = evaluate(model, split, ks=(10,))
+        out[protocol] = {"recall@10": m["recall@10"], "ndcg@10": m["ndcg@10"]}
+    return out
+
+
+def _weighted(per_protocol: dict[str, dict[str, float]], metric: str) -> float:
+    total = sum(PROTOCOL_WEIGHTS[p] for p in per_protocol)
+    return sum(PROTOCOL_WEIGHTS[p] * v[metric] for p, v in per_protocol.items()) / max(total, 1e-12)
+
+
+def _objectives(table: list[dict[str, Any]]) -> None:
+    """Relative objective of every ok row: Σ_p w_p * recall_p / best recall_p."""
+    rows = [r for r in table if r["status"] in ("ok", "timeout") and r.get("validation")]
+    best: dict[str, float] = {}
+    for r in rows:
+        for p, v in r["validation"].items():
+            best[p] = max(best.get(p, 0.0), v["recall@10"])
+    for r in rows:
+        val = r["validation"]
+        total = sum(PROTOCOL_WEIGHTS[p] for p in val)
+        r["objective"] = sum(
+            PROTOCOL_WEIGHTS[p] * (v["recall@10"] / best[p] if best[p] > 0 else 0.0)
+            for p, v in val.items()
+        ) / max(total, 1e-12)
+
+
+class _Fixed:
+    """A scorer that replays precomputed score rows in the order ``evaluate`` asks for them."""
+
+    def __init__(self, scores: np.ndarray) -> None:
+        self.scores = scores
+        self.at = 0
+
+    def score_items(
+        self, users: Sequence[int | None], histories: Sequence[Sequence[int]]
+    ) -> np.ndarray:
+        out = self.scores[self.at : self.at + len(users)]
+        self.at += len(users)
+        return out
+
+
+def _split_scores(model: Any, split: Split) -> np.ndarray:
+    users = [int(u) if k else None for u, k in zip(split.test_users, split.known_user, strict=True)]
+    hists = [h.tolist() for h in split.histories]
+    out = np.zeros((len(users), split.train.n_items), np.float32)
+    for start in range(0, len(users), 256):
+        out[start : start + 256] = model.score_items(
+            users[start : start + 256], hists[start : start + 256]
+        )
+    return out
+
+
+def _score_scale(model: Any, dataset: Dataset, rng: np.random.Generator) -> float:
+    """Standard deviation of a model's scores over a sample of users (blend normaliser)."""
+    users = np.unique(dataset.users)
+    if not len(users):
+        return 1.0
+    sample = np.sort(rng.choice(users, size=min(200, len(users)), replace=False))
+    hist = dataset.histories()
+    scores = model.score_items([int(u) for u in sample], [hist[u].tolist() for u in sample])
+    std = float(np.std(scores))
+    return std if std > 0 and math.isfinite(std) else 1.0
+
+
+# ---------------------------------------------------------------------------- families
+def _hybrid_best_epochs(model: Any) -> int:
+    scored = [h for h in model.training_history_ if "smoothed_recall@10" in h]
+    if not scored:
+        return max(1, len(model.training_history_))
+    return int(max(scored, key=lambda h: h["smoothed_recall@10"])["epoch"])
+
+
+def _ease_limits(remaining: float, calib: float) -> tuple[int, int]:
+    """(largest n by memory, largest n by time) for one dense EASE fit."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 8 * 2**30
+    by_memory = int(math.sqrt(EASE_MEMORY_SHARE * memory / 40.0))
+    by_time = int((max(remaining, 0.0) / max(calib, 1e-15)) ** (1 / 3))
+    return by_memory, by_time
+
+
+def _calibrate() -> float:
+    """Seconds per n³ of an EASE-like fit on this machine (inverse + SVD + products)."""
+    n = 600
+    a = np.random.default_rng(0).standard_normal((n, n))
+    a = a @ a.T + n * np.eye(n)
+    tick = time.perf_counter()
+    p = np.linalg.inv(a)
+    np.linalg.svd(p, full_matrices=False)
+    return (time.perf_counter() - tick) / n**3
+
+
+class _Search:
+    def __init__(
+        self,
+        dataset: Dataset,
+        budget: float,
+        seed: int,
+        progress: bool,
+        base_params: dict[str, Any],
+    ) -> None:
+        self.dataset = dataset
+        self.started = time.monotonic()
+        self.deadline = self.started + max(budget, 0.0)
+        self.budget = budget
+        self.seed = seed
+        self.progress = progress
+        self.base = {k: v for k, v in base_params.items()}
+        self.base.setdefault("seed", seed)
+        self.table: list[dict[str, Any]] = []
+        self.fitted: dict[int, Any] = {}  # table row index -> fitted model on val.train
+        self.notes: list[str] = []
+        self.bar: Any = None
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def log(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(text[:60])
+
+    def add(
+        self,
+        family: str,
+        params: dict[str, Any],
+        status: str,
+        seconds: float = 0.0,
+        validation: dict[str, dict[str, float]] | None = None,
+        model: Any = None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "family": family,
+            "params": params,
+            "recall@10": _weighted(validation, "recall@10") if validation else None,
+            "ndcg@10": _weighted(validation, "ndcg@10") if validation else None,
+            "validation": validation or {},
+            "seconds": round(seconds, 2),
+            "status": status,
+            **(extra or {}),
+        }
+        self.table.append(row)
+        if model is not None:
+            self.fitted[len(self.table) - 1] = model
+        if self.bar is not None:
+            self.bar.update(1)
+            if row["recall@10"] is not None:
+                self.log(f"{family} R@10 {row['recall@10']:.4f}")
+        return row
+
+
+def _hybrid_params(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    params = {**base, **changes}
+    if "dim" in changes:
+        params.setdefault("input_dim", changes["dim"])
+        params["input_dim"] = changes["dim"]
+    return params
+
+
+def _run_hybrid(
+    search: _Search, val: Validation, params: dict[str, Any], deadline: float, label: str = ""
+) -> dict[str, Any]:
+    from .hybrid import HybridRecommender
+
+    tick = time.perf_counter()
+    try:
+        model = HybridRecommender(**params)
+        model.fit(val.train, validation=val.targets, progress=False, deadline=deadline)
+    except Exception as exc:  # a bad variant must not end the search
+        return search.add(
+            "hybrid",
+            params,
+            f"skipped: {type(exc).__name__}: {exc}"[:300],
+            time.perf_counter() - tick,
+        )
+    stopped = any(h.get("stopped") == "deadline" for h in model.training_history_)
+    metrics = _metrics(model, val)
+    epochs = _hybrid_best_epochs(model)
+    seconds = time.perf_counter() - tick
+    per_epoch = seconds / max(len(model.training_history_), 1)
+    return search.add(
+        "hybrid",
+        params,
+        "timeout" if stopped else "ok",
+        seconds,
+        metrics,
+        model,
+        {"epochs": epochs, "epoch_seconds": per_epoch, "label": label},
+    )
+
+
+def select_model(
+    dataset: Dataset,
+    *,
+    budget_seconds: float,
+    seed: int = 0,
+    families: Sequence[str] | None = None,
+    progress: bool = True,
+    base_params: dict[str, Any] | None = None,
+) -> Selection:
+    """Choose and fit the best model family and hyper-parameters for ``dataset`` within
+    ``budget_seconds`` (module docstring). ``base_params`` are hybrid config overrides applied
+    to every hybrid candidate (e.g. the app's ``MODEL_PARAMS``: threads, device)."""
+    fams = tuple(families) if families else FAMILIES
+    unknown = set(fams) - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"unknown model families {sorted(unknown)}; expected {FAMILIES}")
+    search = _Search(dataset, budget_seconds, seed, progress, dict(base_params or {}))
+    if progress:
+        from tqdm.auto import tqdm
+
+        search.bar = tqdm(desc="model selection", unit="candidate", leave=False)
+    try:
+        model, chosen = _select(search, fams)
+    finally:
+        if search.bar is not None:
+            search.bar.close()
+    seconds = time.monotonic() - search.started
+    if progress:
+        from tqdm.auto import tqdm
+
+        val = chosen.get("validation") or {}
+        tqdm.write(
+            f"model selection: {len(search.table)} candidates in {seconds:.0f} s "
+            f"(budget {budget_seconds:.0f} s); chose {chosen['family']}"
+            + (f", validation R@10 {val['recall@10']:.4f}" if "recall@10" in val else "")
+        )
+    return Selection(
+        model=model, table=search.table, chosen=chosen, seconds=seconds, notes=search.notes
+    )
+
+
+def _select(search: _Search, fams: tuple[str, ...]) -> tuple[VectorRecommender, dict[str, Any]]:
+    dataset = search.dataset
+    hybrid_default = _hybrid_params(search.base)
+    val = validation_set(dataset, search.seed) if len(dataset) else None
+    if val is None:
+        search.notes.append("too little data for a validation split: default hybrid")
+        for fam in fams:
+            search.add(fam, {}, "skipped: too little data for a validation split")
+        return _fallback(search, hybrid_default)
+
+    # --- EASE: λ grid (cheap on small catalogues), skipped or capped on large ones
+    ease_rows: list[dict[str, Any]] = []
+    if "ease" in fams or "blend" in fams:
+        ease_rows = _search_ease(search, val)
+
+    # --- hybrid: the default, then variants while time allows (reserving the final refit)
+    hybrid_rows: list[dict[str, Any]] = []
+    if "hybrid" in fams or "blend" in fams:
+        hybrid_rows = _search_hybrid(search, val, hybrid_default)
+
+    # --- blend of the best of each
+    ok_h = [r for r in hybrid_rows if r["status"] in ("ok", "timeout") and r.get("validation")]
+    ok_e = [r for r in ease_rows if r["status"] == "ok"]
+    if "blend" in fams:
+        if ok_h and ok_e:
+            _objectives(search.table)
+            best_h = max(ok_h, key=lambda r: r.get("objective", 0.0))
+            best_e = max(ok_e, key=lambda r: r.get("objective", 0.0))
+            _search_blend(search, val, best_h, best_e)
+        else:
+            search.add("blend", {}, "skipped: needs a fitted hybrid and EASE candidate")
+
+    _objectives(search.table)
+    allowed = {f for f in fams}
+    ok = [
+        (i, r)
+        for i, r in enumerate(search.table)
+        if r["status"] in ("ok", "timeout") and r["family"] in allowed and "objective" in r
+    ]
+    if not ok:
+        return _fallback(search, hybrid_default)
+    _index, best = max(ok, key=lambda ir: ir[1]["objective"])
+    best["chosen"] = True
+    chosen = {
+        "family": best["family"],
+        "params": best["params"],
+        "validation": {
+            "recall@10": best["recall@10"],
+            "ndcg@10": best["ndcg@10"],
+            "objective": best["objective"],
+            **{f"{p}/{m}": v for p, vals in best["validation"].items() for m, v in vals.items()},
+        },
+    }
+    model = _refit(search, best, val)
+    return model, chosen
+
+
+def _fallback(search: _Search, params: dict[str, Any]) -> tuple[VectorRecommender, dict[str, Any]]:
+    from .hybrid import HybridRecommender
+
+    final = {**params, "validation_fraction": 0.0}
+    tick = time.perf_counter()
+    model = HybridRecommender(**final)
+    model.fit(search.dataset, progress=False, deadline=search.deadline)
+    search.add(
+        "hybrid",
+        final,
+        "ok",
+        time.perf_counter() - tick,
+        extra={"label": "fallback (default config, no validation)", "chosen": True},
+    )
+    return model, {"family": "hybrid", "params": final, "validation": {}}
+
+
+# ---------------------------------------------------------------------------- EASE
+def _search_ease(search: _Search, val: Validation) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    train = val.train
+    n_items = train.n_items
+    keys = np.unique(train.users * np.int64(max(n_items, 1)) + train.items)
+    counts = np.bincount(keys % max(n_items, 1), minlength=n_items)
+    n_warm = int((counts > 0).sum())
+    calib = _calibrate()
+    params_extra, why = ease_plan(counts, search.budget, calib)
+    if params_extra is None:
+        rows.append(search.add("ease", {}, why))
+        return rows
+    limit = int(params_extra.get("max_items", n_warm))
+    n_cols = min(n_warm, limit)
+    mean_count = float(counts[counts > 0].mean()) if n_warm else 1.0
+    grid = [round(mean_count * f, 3) for f in (1.0, 3.0, 10.0, 30.0)]
+    est = calib * n_cols**3 * 1.5 + 0.05
+    best: dict[str, Any] | None = None
+    for l2 in grid:
+        if search.left() < est * 2 + 5:
+            rows.append(search.add("ease", {"l2": l2, **params_extra}, "skipped: budget"))
+            continue
+        rows.append(_fit_ease(search, val, {"l2": l2, **params_extra}))
+        if rows[-1]["status"] == "ok" and (
+            best is None or rows[-1]["recall@10"] > best["recall@10"]
+        ):
+            best = rows[-1]
+    if best is not None:
+        # refine λ around the best grid point, then the recency decay (serving-only)
+        l2 = best["params"]["l2"]
+        for factor in (0.55, 1.8):
+            if search.left() < est * 2 + 5:
+                break
+            rows.append(_fit_ease(search, val, {**best["params"], "l2": round(l2 * factor, 3)}))
+        okr = [r for r in rows if r["status"] == "ok"]
+        best = max(okr, key=lambda r: r["recall@10"])
+        model = search.fitted[search.table.index(best)]
+        for decay in (0.99, 0.97):
+            tick = time.perf_counter()
+            variant = EASERecommender.__new__(EASERecommender)
+            variant.__dict__.update(model.__dict__)
+            variant.config = EASEConfig.from_dict({**model.config.to_dict(), "decay": decay})
+            params = {**best["params"], "decay": decay}
+            rows.append(
+                search.add(
+                    "ease",
+                    params,
+                    "ok",
+                    time.perf_counter() - tick,
+                    _metrics(variant, val),
+                    variant,
+                )
+            )
+        # the content neighbourhood that places items without events (cold-items only)
+        if "cold-items" in val.splits:
+            _objectives(search.table)
+            okr = [r for r in rows if r["status"] == "ok"]
+            best = max(okr, key=lambda r: r.get("objective", 0.0))
+            model = search.fitted[search.table.index(best)]
+            for k, temperature in ((20, 0.02), (20, 0.1), (50, 0.05), (5, 0.05)):
+                if search.left() < 10:
+                    break
+                tick = time.perf_counter()
+                variant = model.remap_cold(
+                    val.train.item_features, content_k=k, content_temperature=temperature
+                )
+                params = {**best["params"], "content_k": k, "content_temperature": temperature}
+                rows.append(
+                    search.add(
+                        "ease",
+                        params,
+                        "ok",
+                        time.perf_counter() - tick,
+                        _metrics(variant, val),
+                        variant,
+                    )
+                )
+    return rows
+
+
+def ease_plan(
+    counts: np.ndarray, budget: float, calib: float | None = None
+) -> tuple[dict[str, Any] | None, str]:
+    """Whether a dense EASE fits: ``({}, "")`` in full, ``({"max_items": n}, "")`` capped to
+    the n most popular items (they carry most positives), or ``(None, "skipped: why")``.
+
+    One fit may take a sixth of the budget (several are tried, and there is a final refit)
+    and :data:`EASE_MEMORY_SHARE` of the machine's memory.
+    """
+    counts = np.asarray(counts)
+    n_warm = int((counts > 0).sum())
+    calib = _calibrate() if calib is None else calib
+    by_memory, by_time = _ease_limits(budget / 6.0, calib)
+    limit = min(by_memory, by_time, EASEConfig().max_items)
+    if n_warm <= limit:
+        return {}, ""
+    top = np.sort(counts)[::-1][:limit]
+    coverage = float(top.sum()) / max(float(counts.sum()), 1.0)
+    if coverage < EASE_MIN_COVERAGE or limit < 100:
+        return None, (
+            f"skipped: {n_warm:,} items with events; a dense item-item model fits at most "
+            f"{limit:,} here (memory {by_memory:,}, time {by_time:,}) and those would cover "
+            f"only {coverage:.0%} of positives"
+        )
+    return {"max_items": int(limit)}, ""
+
+
+def _fit_ease(search: _Search, val: Validation, params: dict[str, Any]) -> dict[str, Any]:
+    tick = time.perf_counter()
+    try:
+        model = EASERecommender(seed=search.seed, **params).fit(val.train, deadline=search.deadline)
+    except TimeoutError:
+        return search.add("ease", params, "timeout", time.perf_counter() - tick)
+    except MemoryError:
+        return search.add("ease", params, "skipped: out of memory", time.perf_counter() - tick)
+    metrics = _metrics(model, val)
+    return search.add(
+        "ease", params, "ok", time.perf_counter() - tick, metrics, model, {"rank": model.rank_}
+    )
+
+
+# ---------------------------------------------------------------------------- hybrid
+def _search_hybrid(
+    search: _Search, val: Validation, default: dict[str, Any]
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    scale = len(search.dataset) / max(len(val.train), 1)
+    if search.left() <= 0:
+        rows.append(search.add("hybrid", default, "skipped: budget"))
+        return rows
+    # the default gets up to half of what is left, keeping a refit's worth in reserve
+    first_deadline = time.monotonic() + max(search.left() * 0.4, 1.0)
+    rows.append(_run_hybrid(search, val, default, first_deadline, "default"))
+    first = rows[-1]
+    if first["status"] not in ("ok", "timeout"):
+        return rows
+    epoch_s = first["epoch_seconds"]
+    refit_s = epoch_s * scale * first["epochs"]
+    rng = np.random.default_rng(search.seed + 31)
+    # successive halving: short runs of random variants, the better half trained fully
+    short_epochs = max(3, first["epochs"] // 3)
+    variants = []
+    for _ in range(4):
+        change = {k: v[int(rng.integers(len(v)))] for k, v in HYBRID_SPACE.items()}
+        variants.append(_hybrid_params(default, **change))
+    short_rows = []
+    for params in variants:
+        need = epoch_s * short_epochs * 1.3 + refit_s + 5
+        if search.left() < need:
+            rows.append(search.add("hybrid", params, "skipped: budget"))
+            continue
+        p = {**params, "max_epochs": short_epochs}
+        row = _run_hybrid(search, val, p, search.deadline - refit_s, f"short {short_epochs} epochs")
+        rows.append(row)
+        short_rows.append((row, params))
+    if short_rows:
+        _objectives(search.table)
+        ranked = sorted(
+            [(r, p) for r, p in short_rows if "objective" in r],
+            key=lambda rp: -rp[0]["objective"],
+        )
+        for _row, params in ranked[: max(1, len(ranked) // 2)]:
+            need = epoch_s * first["epochs"] * 1.5 + refit_s + 5
+            if search.left() < need:
+                rows.append(search.add("hybrid", params, "skipped: budget"))
+                continue
+            rows.append(_run_hybrid(search, val, params, search.deadline - refit_s, "full"))
+    return rows
+
+
+# ---------------------------------------------------------------------------- blend
+def _search_blend(
+    search: _Search, val: Validation, best_h: dict[str, Any], best_e: dict[str, Any]
+) -> None:
+
+    tick = time.perf_counter()
+    hyb = search.fitted[search.table.index(best_h)]
+    ease = search.fitted[search.table.index(best_e)]
+    rng = np.random.default_rng(search.seed + 5)
+    scales = [_score_scale(m, val.train, rng) for m in (hyb, ease)]
+    cache = {
+        p: [_split_scores(m, s) / sc for m, sc in zip((hyb, ease), scales, strict=True)]
+        for p, s in val.splits.items()
+    }
+    keys = np.unique(val.train.users * np.int64(max(val.train.n_items, 1)) + val.train.items)
+    counts = np.bincount(keys % max(val.train.n_items, 1), minlength=val.train.n_items)
+    pop = (np.log1p(counts) / np.log1p(max(int(counts.max(initial=0)), 1))).astype(np.float32)
+    cold = counts == 0
+
+    def run(
+        protocol: str, a: float, c: float, beta: float, mh: float = 1.0, me: float = 1.0
+    ) -> dict[str, float]:
+        sh, se = cache[protocol]
+        wh = np.where(cold, c, a)
+        scores = (mh * wh)[None, :] * sh + (me * (1 - wh))[None, :] * se + beta * pop[None, :]
+        m = evaluate(_Fixed(scores), val.splits[protocol], ks=(10,))
+        return {"recall@10": m["recall@10"], "ndcg@10": m["ndcg@10"]}
+
+    # shares stay inside (0, 1) so a new shopper's mix is a finite multiple of the known one's
+    alphas = [round(float(x), 2) for x in np.linspace(0.05, 0.95, 10)]
+    betas = (0.0, 0.25, 0.5, 1.0, 2.0)
+    known_protocols = [p for p in val.splits if p in ("warm", "next")] or [
+        p for p in val.splits if p != "cold-items"
+    ]
+    # 1) shoppers the model knows: hybrid share and popularity prior on warm + next
+    best_score, a_known, b_known = -1.0, 0.5, 0.0
+    for a in alphas:
+        for beta in betas:
+            per = {p: run(p, a, a, beta) for p in known_protocols}
+            score = _weighted(per, "recall@10") if per else 0.0
+            if score > best_score:
+                best_score, a_known, b_known = score, a, beta
+        if search.left() < 5:
+            break
+    # 2) items without events: their own share, on cold-items
+    a_cold = a_known
+    if "cold-items" in val.splits:
+        best_cold = -1.0
+        for c in [0.0, *alphas, 1.0]:
+            r = run("cold-items", a_known, c, b_known)["recall@10"]
+            if r > best_cold:
+                best_cold, a_cold = r, c
+    # 3) new shoppers (a few revealed items): their own share and prior, on cold-users
+    a_new, b_new = a_known, b_known
+    if "cold-users" in val.splits:
+        best_new = -1.0
+        for a in alphas:
+            mh, me = a / a_known, (1 - a) / (1 - a_known)
+            for beta in betas:
+                r = run("cold-users", a_known, a_cold, beta, mh, me)["recall@10"]
+                if r > best_new:
+                    best_new, a_new, b_new = r, a, beta
+    blend = _blend_from_shares(
+        [hyb, ease], val.train, scales, a_known, a_cold, a_new, b_known, b_new
+    )
+    metrics = _metrics(blend, val)
+    params = {
+        "components": [
+            {"family": "hybrid", "params": best_h["params"], "epochs": best_h.get("epochs")},
+            {"family": "ease", "params": best_e["params"]},
+        ],
+        "hybrid_share": {"warm": a_known, "cold": a_cold, "new": a_new},
+        "popularity": {"known": b_known, "new": b_new},
+        "scales": [float(x) for x in scales],
+    }
+    search.add("blend", params, "ok", time.perf_counter() - tick, metrics, blend)
+
+
+def _blend_from_shares(
+    parts: list[Any],
+    dataset: Dataset,
+    scales: list[float],
+    a_known: float,
+    a_cold: float,
+    a_new: float,
+    b_known: float,
+    b_new: float,
+) -> Any:
+    """A hybrid + EASE blend from hybrid shares (known shoppers / items without events / new
+    shoppers) and popularity priors, scores normalised by each family's spread."""
+    from .blend import BlendRecommender
+
+    return BlendRecommender(
+        warm=[a_known / scales[0], (1 - a_known) / scales[1]],
+        cold=[a_cold / scales[0], (1 - a_cold) / scales[1]],
+        popularity=b_known,
+        new=[a_new / a_known, (1 - a_new) / (1 - a_known)],
+        new_popularity=b_new,
+    ).with_parts(parts, dataset)
+
+
+# ---------------------------------------------------------------------------- refit
+def _final_hybrid_params(row: dict[str, Any]) -> dict[str, Any]:
+    epochs = int(row.get("epochs") or row["params"].get("max_epochs", 100))
+    return {**row["params"], "max_epochs": max(1, epochs), "validation_fraction": 0.0}
+
+
+def _final_ease_params(params: dict[str, Any], val: Validation, full: Dataset) -> dict[str, Any]:
+    def pairs(d: Dataset) -> int:
+        return len(np.unique(d.users * np.int64(max(d.n_items, 1)) + d.items))
+
+    ratio = pairs(full) / max(pairs(val.train), 1)
+    return {**params, "l2": float(params["l2"]) * ratio}
+
+
+def _refit(search: _Search, best: dict[str, Any], val: Validation) -> VectorRecommender:
+    from .hybrid import HybridRecommender
+
+    full = search.dataset
+    tick = time.perf_counter()
+    if best["family"] == "ease":
+        model = EASERecommender(seed=search.seed, **_final_ease_params(best["params"], val, full))
+        model.fit(full)
+    elif best["family"] == "hybrid":
+        model = HybridRecommender(**_final_hybrid_params(best))
+        model.fit(full, progress=False, deadline=search.deadline)
+    else:
+        comps = best["params"]["components"]
+        hyb_row = {"params": comps[0]["params"], "epochs": comps[0].get("epochs")}
+        hyb = HybridRecommender(**_final_hybrid_params(hyb_row))
+        hyb.fit(full, progress=False, deadline=search.deadline)
+        ease = EASERecommender(
+            seed=search.seed, **_final_ease_params(comps[1]["params"], val, full)
+        )
+        ease.fit(full)
+        rng = np.random.default_rng(search.seed + 5)
+        scales = [_score_scale(m, full, rng) for m in (hyb, ease)]
+        share, prior = best["params"]["hybrid_share"], best["params"]["popularity"]
+        model = _blend_from_shares(
+            [hyb, ease], full, scales, share["warm"], share["cold"], share["new"],
+            prior["known"], prior["new"],
+        )  # fmt: skip
+    search.notes.append(f"final refit on all data: {time.perf_counter() - tick:.1f} s")
+    return model
