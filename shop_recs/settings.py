@@ -10,7 +10,7 @@ Variables (all optional):
     SHOP_RECS_TASK_QUEUES (kind=queue pairs: encode=encode,train=train,maintenance=maintenance),
     SHOP_RECS_READ_DATABASE_URL (a read replica for serving reads), CELERY_RESULT_BACKEND
     (default: the broker when it is Redis), SHOP_RECS_SEARCH_ENCODER (auto/worker/local),
-    SHOP_RECS_SEARCH_ENCODE_TIMEOUT (seconds),
+    SHOP_RECS_SEARCH_ENCODE_TIMEOUT (seconds), SHOP_RECS_MODEL_PARAMS (JSON),
     SHOP_RECS_EXPERIMENT_SPOOL (a directory or a Redis URL; unset: REDIS_URL when set, else
     a directory under the data dir), SHOP_RECS_EXPERIMENT_FLUSH_SECONDS,
     SHOP_RECS_EXPERIMENTS_CACHE_SECONDS, SHOP_RECS_EXPERIMENT_ATTRIBUTION_SECONDS,
@@ -231,11 +231,10 @@ TASK_QUEUES = parse_queues(os.environ.get("SHOP_RECS_TASK_QUEUES", ""))
 CELERY_TASK_ROUTES = task_routes(TASK_QUEUES)
 # Results are kept only for tasks that someone waits for (encode_query: a search's query text
 # encoded by an encode worker); the broker's Redis holds them unless set.
+_REDIS_SCHEMES = {"redis", "rediss", "redis+socket"}  # Celery's Redis backend reads all three
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (
-    CELERY_BROKER_URL if CELERY_BROKER_URL.split("://", 1)[0] in {"redis", "rediss"} else None
+    CELERY_BROKER_URL if CELERY_BROKER_URL.split("://", 1)[0] in _REDIS_SCHEMES else None
 )
-if not CELERY_RESULT_BACKEND and CELERY_BROKER_URL.startswith("redis+socket://"):
-    CELERY_RESULT_BACKEND = CELERY_BROKER_URL  # Celery's Redis backend reads this form too
 CELERY_RESULT_EXPIRES = 600
 # Redis: a task whose worker died unacknowledged is handed out again after visibility_timeout
 # (so it must exceed the longest task). JSON in SHOP_RECS_BROKER_TRANSPORT_OPTIONS overrides.
@@ -268,6 +267,8 @@ SHOP_RECS = {
     # the standalone service loads the encoders in each worker process at start (a shop's own
     # workers do not, unless it sets this)
     "WORKER_WARMUP": env_bool("SHOP_RECS_WORKER_WARMUP", True),
+    # JSON overrides of the model's hyper-parameters (benchmarks: fewer epochs)
+    "MODEL_PARAMS": json.loads(os.environ.get("SHOP_RECS_MODEL_PARAMS") or "{}"),
     "TASK_QUEUES": TASK_QUEUES,
     "READ_DATABASE": "replica" if READ_DATABASE_URL else None,
     "SEARCH_ENCODER": os.environ.get("SHOP_RECS_SEARCH_ENCODER") or "auto",

@@ -288,34 +288,30 @@ def similar_by_external_id(
     public, served = vectors.public_space_sql("x.space"), vectors.served_space_sql("x.space")
     sims = (
         f"(SELECT json_object_agg({public}, 1 - (x.vector <=> y.vector)) FROM {table} x "
-        f"JOIN {table} y ON y.item_id = q.id AND y.space = x.space AND y.dim = x.dim "
-        f"WHERE x.item_id = e.item_id AND {served})"
+        f"JOIN {table} y ON y.item_id = (SELECT id FROM q) AND y.space = x.space "
+        f"AND y.dim = x.dim WHERE x.item_id = e.item_id AND {served})"
     )
-    # q.v is NULL unless the item's vector has the expected dimension: no cast can fail, and
-    # the lateral scan then returns nothing (q.dim tells why).
+    # q is one row evaluated once (InitPlans), its vector NULL unless it has the expected
+    # dimension: no cast can fail, and then, like for an unknown item, no row comes back.
     sql = (
         f"WITH q AS MATERIALIZED (SELECT i.id, e.dim, CASE WHEN e.dim = {dim} THEN "
         f"e.vector::vector({dim}) END AS v FROM {items} i LEFT JOIN {table} e "
         f"ON e.item_id = i.id AND e.space = '{space}' WHERE i.external_id = %s) "
-        "SELECT q.id, q.dim, n.* FROM q LEFT JOIN LATERAL ("
-        f"SELECT {expr} {op} q.v AS dist, e.item_id, i.external_id, i.title, i.category, "
-        f"i.brand, i.price, i.in_stock, {_image_sql()} AS image, {sims} AS sims "
-        f"FROM {table} e JOIN {items} i ON i.id = e.item_id "
-        f"WHERE q.v IS NOT NULL AND e.space = '{space}' AND e.dim = {dim} "
-        f"AND e.item_id <> q.id AND {where} ORDER BY {expr} {op} q.v LIMIT %s) n ON true"
+        f"SELECT (SELECT id FROM q), {expr} {op} (SELECT v FROM q) AS dist, e.item_id, "
+        f"i.external_id, i.title, i.category, i.brand, i.price, i.in_stock, {_image_sql()} "
+        f"AS image, {sims} AS sims FROM {table} e JOIN {items} i ON i.id = e.item_id "
+        f"WHERE (SELECT v FROM q) IS NOT NULL AND e.space = '{space}' AND e.dim = {dim} "
+        f"AND e.item_id <> (SELECT id FROM q) AND {where} "
+        f"ORDER BY {expr} {op} (SELECT v FROM q) LIMIT %s"
     )
     with read_connection().cursor() as cursor:
         cursor.execute(sql, [external_id, *params, k])
         rows = cursor.fetchall()
-    if not rows:
+    if len(rows) < k:
+        # none: unknown item, no vector, another dimension (the two-step path learns it);
+        # fewer than k: a filter may have starved the index scan (the careful path retries)
         return None
-    found_dim = rows[0][1]
-    if found_dim is not None and found_dim != dim:
-        _space_dims[space] = int(found_dim)
-        return None
-    found = [row[2:] for row in rows if row[3] is not None]
-    if found_dim is None or len(found) < k:
-        return None
+    found = [row[1:] for row in rows]
     return int(rows[0][0]), _neighbours(found, op)
 
 
