@@ -143,6 +143,8 @@ class SequenceNet(nn.Module):
     def encode_last(self, vectors: Tensor, index: Tensor, types: Tensor) -> Tensor:
         """User vectors (B x dim) from item vectors (R x 2dim) and right-aligned ``index`` into
         them; rows without any step give the encoder's output for an empty history."""
+        if not vectors.shape[0]:  # no history at all: one padding step
+            vectors = vectors.new_zeros(1, vectors.shape[1])
         inputs = vectors[:, self.dim :][index]
         return self.encoder(inputs, types)[:, -1]
 
