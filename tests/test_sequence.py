@@ -252,3 +252,24 @@ def test_session_protocol_on_a_hand_made_example() -> None:
     assert m["hit_rate@1"] == 0.0 and m["hit_rate@10"] == 1.0 and m["mrr@10"] == 0.5
     assert m["cases"] == 1.0
     assert mrr_at_k([3, 1, 2], {2}, 10) == pytest.approx(1 / 3) and mrr_at_k([3], {2}, 10) == 0.0
+
+
+def test_selection_has_the_sequence_family(monkeypatch, tmp_path) -> None:
+    from shop_recs.recsys import selection
+    from shop_recs.recsys.sequence import SequenceRecommender, select
+
+    monkeypatch.setattr(select, "PARAMS", {**FAST_SEQUENCE, "max_epochs": 15})
+    assert "sequence" in selection.ALL_FAMILIES
+    data = chain_shop(n_users=120)
+    found = selection.select_model(
+        data, budget_seconds=60.0, families=("sequence",), progress=False
+    )
+    row = next(r for r in found.table if r["family"] == "sequence")
+    assert row["status"] in ("ok", "timeout") and {"next", "warm"} <= set(row["validation"])
+    assert found.chosen["family"] == "sequence"
+    assert isinstance(found.model, SequenceRecommender)
+    assert found.model.config.max_epochs == max(1, row["epochs"])
+    found.model.save(tmp_path / "m")
+    assert SequenceVectors.load(tmp_path / "m").item_map.to_list() == data.item_map.to_list()
+    with pytest.raises(ValueError, match="unknown model families"):
+        selection.select_model(data, budget_seconds=1.0, families=("sequences",))
