@@ -64,6 +64,7 @@ ALL_FAMILIES = (*FAMILIES, *EXTRA_FAMILIES)
 EASE_MEMORY_SHARE = 0.35
 #: A capped EASE (most popular items only) must still cover this share of the positives.
 EASE_MIN_COVERAGE = 0.8
+SEARCH_PATIENCE = 6
 #: Hybrid variants tried after the default, when time allows.
 HYBRID_SPACE: dict[str, Sequence[Any]] = {
     "dim": (64, 128, 200, 256),
@@ -449,7 +450,9 @@ def select_model(
 
 def _select(search: _Search, fams: tuple[str, ...]) -> tuple[VectorRecommender, dict[str, Any]]:
     dataset = search.dataset
-    hybrid_default = _hybrid_params(search.base)
+    # Early stopping inside the search waits 6 epochs (not the config's 10) for a better
+    # validation recall: the epochs after the best are pure cost here.
+    hybrid_default = _hybrid_params({"patience": SEARCH_PATIENCE, **search.base})
     val = validation_set(dataset, search.seed) if len(dataset) else None
     if val is None:
         search.notes.append("too little data for a validation split: default hybrid")
@@ -542,11 +545,19 @@ def _search_ease(search: _Search, val: Validation) -> list[dict[str, Any]]:
     limit = int(params_extra.get("max_items", n_warm))
     n_cols = min(n_warm, limit)
     mean_count = float(counts[counts > 0].mean()) if n_warm else 1.0
-    grid = [round(mean_count * f, 3) for f in (1.0, 3.0, 10.0, 30.0)]
+    # most promising first: when time is short only the first ones run
+    grid = [round(mean_count * f, 3) for f in (10.0, 3.0, 30.0, 1.0)]
     est = calib * n_cols**3 * 1.5 + 0.05
     best: dict[str, Any] | None = None
+    # EASE gets at most a quarter of the budget: the hybrid needs the rest
+    stage_end = search.started + 0.25 * search.budget
+
+    def no_time() -> bool:
+        return search.left() < est * 2 + 5 or time.monotonic() + est > stage_end
+
     for l2 in grid:
-        if search.left() < est * 2 + 5:
+        # the first EASE fit runs whenever it fits the budget at all: it is cheap and strong
+        if (best is not None or search.left() < est * 2 + 5) and no_time():
             rows.append(search.add("ease", {"l2": l2, **params_extra}, "skipped: budget"))
             continue
         rows.append(_fit_ease(search, val, {"l2": l2, **params_extra}))
@@ -558,7 +569,7 @@ def _search_ease(search: _Search, val: Validation) -> list[dict[str, Any]]:
         # refine λ around the best grid point, then the recency decay (serving-only)
         l2 = best["params"]["l2"]
         for factor in (0.55, 1.8):
-            if search.left() < est * 2 + 5:
+            if no_time():
                 break
             rows.append(_fit_ease(search, val, {**best["params"], "l2": round(l2 * factor, 3)}))
         okr = [r for r in rows if r["status"] == "ok"]
@@ -587,7 +598,7 @@ def _search_ease(search: _Search, val: Validation) -> list[dict[str, Any]]:
             best = max(okr, key=lambda r: r.get("objective", 0.0))
             model = search.fitted[search.table.index(best)]
             for k, temperature in ((20, 0.02), (20, 0.1), (50, 0.05), (5, 0.05)):
-                if search.left() < 10:
+                if search.left() < 10 or time.monotonic() > stage_end:
                     break
                 tick = time.perf_counter()
                 variant = model.remap_cold(
@@ -657,8 +668,8 @@ def _search_hybrid(
     if search.left() <= 0:
         rows.append(search.add("hybrid", default, "skipped: budget"))
         return rows
-    # the default gets up to half of what is left, keeping a refit's worth in reserve
-    first_deadline = time.monotonic() + max(search.left() * 0.4, 1.0)
+    # the default gets half of what is left: its refit on all data needs most of the rest
+    first_deadline = time.monotonic() + max(search.left() * 0.5, 1.0)
     rows.append(_run_hybrid(search, val, default, first_deadline, "default"))
     first = rows[-1]
     if first["status"] not in ("ok", "timeout"):
