@@ -30,14 +30,29 @@ def _params(search: Any) -> dict[str, Any]:
     return {"seed": search.seed, **PARAMS, **runtime}
 
 
+def _refit_reserve(search: Any, val: Any) -> float:
+    """Seconds to keep for refitting the best hybrid on all the data (as its search does), so
+    this extra candidate never starves the refit of the families searched before it."""
+    per_fit = max(
+        (
+            float(r.get("epoch_seconds") or 0.0) * int(r.get("epochs") or 0)
+            for r in search.table
+            if r["family"] == "hybrid" and r["status"] in ("ok", "timeout")
+        ),
+        default=0.0,
+    )
+    return 1.2 * per_fit * len(search.dataset) / max(len(val.train), 1)
+
+
 def search(search: Any, val: Any) -> list[dict[str, Any]]:
     from ..selection import _metrics
     from .model import SequenceRecommender
 
     params = _params(search)
-    if search.left() < MIN_SECONDS:
+    spare = search.left() - _refit_reserve(search, val)
+    if spare < MIN_SECONDS:
         return [search.add(FAMILY, params, "skipped: budget")]
-    deadline = time.monotonic() + search.left() * BUDGET_SHARE
+    deadline = time.monotonic() + spare * BUDGET_SHARE
     tick = time.perf_counter()
     try:
         model = SequenceRecommender(**params).fit(val.train, progress=False, deadline=deadline)
