@@ -61,9 +61,9 @@ class EASEConfig:
     #: λ of the ridge penalty (searched on validation by selection).
     l2: float = 200.0
     #: Largest SVD rank of the served vectors (vectors are twice as wide).
-    max_rank: int = 384
+    max_rank: int = 512
     #: Mean top-10 overlap with the full B the chosen rank must reach (0..1).
-    rank_tolerance: float = 0.9
+    rank_tolerance: float = 0.95
     #: The dense Gram matrix covers at most this many (most popular) items.
     max_items: int = 20_000
     #: Cold items: neighbours in content space and the softmax temperature over their cosines.
@@ -355,19 +355,32 @@ class EASERecommender(VectorRecommender):
         n = len(features) if item_ids is None else len(item_ids)
         if item_ids is not None and len(features) not in (0, n):
             raise ValueError(f"{len(item_ids)} ids for {len(features)} feature rows")
-        out = knn_mix(
-            self._content(features, n),
-            self._warm_content,
-            self._vectors[self._warm_rows],
-            k=self.config.content_k,
-            temperature=self.config.content_temperature,
+        warm = np.zeros(len(self.item_map), bool)
+        warm[self._warm_rows] = True
+        known = np.array(
+            [
+                item_ids is not None
+                and item_ids[r] in self.item_map
+                and bool(warm[self.item_map.index(item_ids[r])])
+                for r in range(n)
+            ],
+            dtype=bool,
         )
-        if item_ids is not None:
-            warm = np.zeros(len(self.item_map), bool)
-            warm[self._warm_rows] = True
-            for row, item in enumerate(item_ids):
-                if item in self.item_map and warm[self.item_map.index(item)]:
-                    out[row] = self._vectors[self.item_map.index(item)]
+        out = np.zeros((n, self.vector_dim), np.float32)
+        if known.any():
+            out[known] = self._vectors[
+                [self.item_map.index(item_ids[r]) for r in np.flatnonzero(known)]
+            ]
+        new = np.flatnonzero(~known)
+        if len(new):
+            feats = features if len(new) == n else features.take(new)
+            out[new] = knn_mix(
+                self._content(feats, len(new)),
+                self._warm_content,
+                self._vectors[self._warm_rows],
+                k=self.config.content_k,
+                temperature=self.config.content_temperature,
+            )
         return out
 
     def _weights(self, n: int, weights: np.ndarray | None) -> np.ndarray:
