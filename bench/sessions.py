@@ -22,11 +22,11 @@ two-tower model (default config); ours: the sequence model (``shop_recs.recsys.s
 default config). Mean of ``--seeds`` seeds; the last lines compare ours with the best of
 session-kNN, ALS and the order-blind tower on HitRate@10 against the 1.10x target.
 
-``--latency`` trains both towers (default configs, one epoch on 5,000 events: the cost does
+``--latency`` trains both towers (default configs, one epoch on 2,000 events: the cost does
 not depend on the weights) on the first of ``--datasets``, saves them, loads the torch-free
 servers (``HybridVectors``, ``SequenceVectors``) and times ``user_vector`` over the stored
 vectors of ``HISTORY_LENGTH`` (50) recent items, as a request does, interleaved: p50 of each
-and the ratio against the 1.5x target.
+and the ratio against the 1.5x target, with `--blas-threads` (1) BLAS threads as in a web worker.
 """
 
 from __future__ import annotations
@@ -190,6 +190,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--latency", action="store_true")
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        help="BLAS threads while timing (a web worker's setting; default 1)",
+    )
     return parser.parse_args()
 
 
@@ -287,7 +293,7 @@ def latency(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(0)
     # the cost of a user vector depends on the configs (widths, layers), not on how well the
     # weights are trained: one epoch on a slice of the events is enough to time it
-    data = data.subset(np.arange(min(len(data), 5000)))
+    data = data.subset(np.arange(min(len(data), 2000)))
     short = {"num_threads": THREADS, "max_epochs": 1, "validation_fraction": 0.0}
     servers: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -299,6 +305,9 @@ def latency(args: argparse.Namespace) -> None:
             trained.save(Path(tmp) / label)
             servers[label] = server.load(Path(tmp) / label)
     out: dict[str, list[float]] = {label: [] for label in servers}
+    from threadpoolctl import threadpool_limits
+
+    limit = threadpool_limits(args.blas_threads)
     stored = {label: model.all_item_vectors() for label, model in servers.items()}
     n_items = data.n_items
     for i in range(args.requests + 20):
@@ -311,7 +320,11 @@ def latency(args: argparse.Namespace) -> None:
             model.user_vector(None, hist, weights)
             if i >= 20:  # warm-up
                 out[label].append((time.perf_counter() - tick) * 1000)
-    print(f"\n{name}: {args.requests} requests, 50 recent items each, numpy user towers\n")
+    limit.restore_original_limits()
+    print(
+        f"\n{name}: {args.requests} requests, 50 recent items each, numpy user towers, "
+        f"{args.blas_threads} BLAS thread(s)\n"
+    )
     print("| user tower | p50 ms | p90 ms |")
     print("|---|---|---|")
     for label, times in out.items():

@@ -123,18 +123,25 @@ class SequenceVectors(VectorRecommender):
         length = len(x)
         allowed = np.tril(np.ones((length, length), bool)) & valid[None, :]
         allowed |= np.eye(length, dtype=bool)
-        for b in range(int(self.config["layers"])):
+        layers = int(self.config["layers"])
+        for b in range(layers):
             p = f"encoder.blocks.{b}."
+            # the last block only needs the last step's output: its query, attention row and
+            # feed-forward (keys and values still come from every step)
+            rows = slice(length - 1, length) if b == layers - 1 else slice(0, length)
             h = _layer_norm(x, t[p + "ln1.weight"], t[p + "ln1.bias"])
-            qkv = h @ t[p + "qkv.weight"].T + t[p + "qkv.bias"]
-            q, k, v = (
-                qkv[:, i * d : (i + 1) * d].reshape(length, heads, hd).transpose(1, 0, 2)
-                for i in range(3)
-            )
+            w, bias = t[p + "qkv.weight"], t[p + "qkv.bias"]
+            q = h[rows] @ w[:d].T + bias[:d]
+            k = h @ w[d : 2 * d].T + bias[d : 2 * d]
+            v = h @ w[2 * d :].T + bias[2 * d :]
+            n_q = len(q)
+            q = q.reshape(n_q, heads, hd).transpose(1, 0, 2)
+            k = k.reshape(length, heads, hd).transpose(1, 0, 2)
+            v = v.reshape(length, heads, hd).transpose(1, 0, 2)
             logits = q @ k.transpose(0, 2, 1) / np.sqrt(hd)
-            logits = np.where(allowed[None], logits, -np.inf)
-            out = (_softmax(logits) @ v).transpose(1, 0, 2).reshape(length, d)
-            x = x + out @ t[p + "proj.weight"].T + t[p + "proj.bias"]
+            logits = np.where(allowed[rows][None], logits, -np.inf)
+            out = (_softmax(logits) @ v).transpose(1, 0, 2).reshape(n_q, d)
+            x = x[rows] + out @ t[p + "proj.weight"].T + t[p + "proj.bias"]
             h = _layer_norm(x, t[p + "ln2.weight"], t[p + "ln2.bias"])
             f = _gelu(h @ t[p + "ff1.weight"].T + t[p + "ff1.bias"])
             x = x + f @ t[p + "ff2.weight"].T + t[p + "ff2.bias"]
