@@ -25,6 +25,9 @@ Families (all :class:`~shop_recs.recsys.base.VectorRecommender`, served from pgv
   short successive-halving round while the budget lasts; epochs by early stopping;
 - ``blend``: :class:`~shop_recs.recsys.blend.BlendRecommender` of the best hybrid and EASE:
   weights (separately for warm and cold items) and a popularity prior chosen on validation.
+- ``sequence`` (registered in :data:`EXTRA_FAMILIES`, code in ``recsys/sequence/select.py``):
+  the order-aware :class:`~shop_recs.recsys.sequence.SequenceRecommender`, one candidate when
+  the budget allows; it wins only where order helps on the same validation protocols.
 
 The winner is refitted on the whole dataset (the hybrid for the epochs early stopping chose,
 EASE with λ scaled to the larger data) and returned ready to ``save()``. The budget is checked
@@ -35,6 +38,7 @@ default hybrid config, trained for what the budget allows (at least one epoch).
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import time
@@ -52,6 +56,10 @@ from .evaluation.splits import _known_split
 #: Weight of each validation protocol in the selection objective.
 PROTOCOL_WEIGHTS = {"warm": 0.30, "next": 0.20, "cold-users": 0.25, "cold-items": 0.25}
 FAMILIES = ("hybrid", "ease", "blend")
+#: Families defined in their own packages: name -> module with ``search(search, val)`` (adds
+#: candidate rows) and ``refit(search, row, val)`` (the winner on all data). Imported lazily.
+EXTRA_FAMILIES: dict[str, str] = {"sequence": "shop_recs.recsys.sequence.select"}
+ALL_FAMILIES = (*FAMILIES, *EXTRA_FAMILIES)
 #: Share of the machine's memory a dense EASE fit may use.
 EASE_MEMORY_SHARE = 0.35
 #: A capped EASE (most popular items only) must still cover this share of the positives.
@@ -439,10 +447,10 @@ def select_model(
     """Choose and fit the best model family and hyper-parameters for ``dataset`` within
     ``budget_seconds`` (module docstring). ``base_params`` are hybrid config overrides applied
     to every hybrid candidate (e.g. the app's ``MODEL_PARAMS``: threads, device)."""
-    fams = tuple(families) if families else FAMILIES
-    unknown = set(fams) - set(FAMILIES)
+    fams = tuple(families) if families else ALL_FAMILIES
+    unknown = set(fams) - set(ALL_FAMILIES)
     if unknown:
-        raise ValueError(f"unknown model families {sorted(unknown)}; expected {FAMILIES}")
+        raise ValueError(f"unknown model families {sorted(unknown)}; expected {ALL_FAMILIES}")
     search = _Search(dataset, budget_seconds, seed, progress, dict(base_params or {}))
     if progress:
         from tqdm.auto import tqdm
@@ -501,6 +509,11 @@ def _select(search: _Search, fams: tuple[str, ...]) -> tuple[VectorRecommender, 
             _search_blend(search, val, best_h, best_e)
         else:
             search.add("blend", {}, "skipped: needs a fitted hybrid and EASE candidate")
+
+    # --- families registered in EXTRA_FAMILIES (e.g. the order-aware sequence model)
+    for fam in fams:
+        if fam in EXTRA_FAMILIES:
+            importlib.import_module(EXTRA_FAMILIES[fam]).search(search, val)
 
     _objectives(search.table)
     allowed = {f for f in fams}
@@ -863,6 +876,8 @@ def _final_ease_params(params: dict[str, Any], val: Validation, full: Dataset) -
 def _refit(search: _Search, best: dict[str, Any], val: Validation) -> VectorRecommender:
     from .hybrid import HybridRecommender
 
+    if best["family"] in EXTRA_FAMILIES:
+        return importlib.import_module(EXTRA_FAMILIES[best["family"]]).refit(search, best, val)
     full = search.dataset
     tick = time.perf_counter()
     if best["family"] == "ease":

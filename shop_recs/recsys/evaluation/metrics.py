@@ -93,3 +93,10 @@ def catalog_coverage(
     for ranked in ranked_lists:
         shown.update(np.asarray(ranked)[:k].tolist())
     return len(shown) / n_items
+
+
+def mrr_at_k(ranked: Sequence[Any] | np.ndarray, relevant: Collection[Any], k: int) -> float:
+    """Reciprocal rank of the first relevant item in the top k (0.0 when none is)."""
+    hits = _hits(ranked, relevant, k)
+    first = np.flatnonzero(hits)
+    return 1.0 / (int(first[0]) + 1) if len(first) else 0.0
