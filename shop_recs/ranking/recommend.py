@@ -112,7 +112,12 @@ def shopper_history(
                 external_id__in=list(recent_item_ids)
             ).values_list("pk", "external_id", "title")
         }
+        # a browser's stored views and the recent ids it sends name the same items: counted
+        # once (twice would read as repeats to an order-aware model, and double their weight)
+        stored = {h.external_id for h in history}
         for ext in recent_item_ids:
+            if ext in stored:
+                continue
             if ext in found:
                 pk, title = found[ext]
                 history.append(
