@@ -130,6 +130,14 @@ class Selected:
             base_params={"num_threads": THREADS},
         )
         self.model = selection.model
+        for row in selection.table:
+            recall = row.get("recall@10")
+            print(
+                f"    candidate {row['family']:<6} {row['status'][:60]:<60} "
+                f"R@10 {'  -   ' if recall is None else f'{recall:.4f}'} "
+                f"obj {row.get('objective', float('nan')):.3f} {row['seconds']:7.1f} s",
+                file=sys.stderr,
+            )
         tried = sum(1 for r in selection.table if r["status"] in ("ok", "timeout"))
         self.chosen = {
             "family": selection.chosen["family"],

@@ -241,15 +241,21 @@ class BlendRecommender(VectorRecommender):
         n = len(features) if item_ids is None else len(item_ids)
         if item_ids is not None and len(features) not in (0, n):
             raise ValueError(f"{len(item_ids)} ids for {len(features)} feature rows")
-        out = self._compose(
-            [p.item_vectors(features, None) for p in self.parts],
-            np.ones(n, bool),
-            np.zeros(n, np.float32),
+        known = np.array(
+            [item_ids is not None and item_ids[r] in self.item_map for r in range(n)], dtype=bool
         )
-        if item_ids is not None:
-            for row, item in enumerate(item_ids):
-                if item in self.item_map:
-                    out[row] = self._vectors[self.item_map.index(item)]
+        out = np.zeros((n, self.vector_dim), np.float32)
+        if known.any():
+            rows = [self.item_map.index(item_ids[r]) for r in np.flatnonzero(known)]
+            out[known] = self._vectors[rows]
+        new = np.flatnonzero(~known)
+        if len(new):
+            feats = features if len(new) == n else features.take(new)
+            out[new] = self._compose(
+                [p.item_vectors(feats, None) for p in self.parts],
+                np.ones(len(new), bool),
+                np.zeros(len(new), np.float32),
+            )
         return out
 
     def user_vector(

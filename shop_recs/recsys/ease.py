@@ -63,7 +63,7 @@ class EASEConfig:
     #: Largest SVD rank of the served vectors (vectors are twice as wide).
     max_rank: int = 512
     #: Mean top-10 overlap with the full B the chosen rank must reach (0..1).
-    rank_tolerance: float = 0.9
+    rank_tolerance: float = 0.95
     #: The dense Gram matrix covers at most this many (most popular) items.
     max_items: int = 20_000
     #: Cold items: neighbours in content space and the softmax temperature over their cosines.
@@ -109,22 +109,33 @@ def ease_cost(n_items: int) -> tuple[float, float]:
     return 5.0 * 8.0 * n_items * n_items, float(n_items) ** 3
 
 
+def _orthonormal(y: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of y's columns by Cholesky-QR (a few GEMMs; Householder QR is many
+    times slower on a busy 2-core machine), with a tiny shift so rank deficiency is harmless."""
+    gram = y.T @ y
+    shift = 1e-7 * max(float(np.trace(gram)), 1e-30) / max(len(gram), 1)
+    r = linalg.cholesky(gram + shift * np.eye(len(gram), dtype=gram.dtype), check_finite=False)
+    return linalg.solve_triangular(r, y.T, trans="T", check_finite=False).T
+
+
 def _randomized_svd(
-    a: np.ndarray, rank: int, rng: np.random.Generator, n_iter: int = 4
+    a: np.ndarray, rank: int, rng: np.random.Generator, n_iter: int = 2
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-``rank`` SVD of a dense matrix (Halko et al.), exact when rank is large."""
+    """Top-``rank`` SVD of a dense matrix (Halko et al.): GEMMs, Cholesky-QR and one small
+    symmetric eigenproblem; exact up to rounding when ``rank`` reaches the matrix size."""
     n = min(a.shape)
-    if rank >= n // 2:
-        u, s, vt = linalg.svd(a, full_matrices=False, check_finite=False, lapack_driver="gesdd")
-        return u[:, :rank], s[:rank], vt[:rank]
-    width = min(n, rank + 32)
-    q = a @ rng.standard_normal((a.shape[1], width))
+    width = min(n, rank + 16)
+    a32 = a.astype(np.float32)
+    q = _orthonormal(a32 @ rng.standard_normal((a.shape[1], width)).astype(np.float32))
     for _ in range(n_iter):
-        q, _ = linalg.qr(q, mode="economic", check_finite=False)
-        q = a @ (a.T @ q)
-    q, _ = linalg.qr(q, mode="economic", check_finite=False)
-    ub, s, vt = linalg.svd(q.T @ a, full_matrices=False, check_finite=False)
-    return (q @ ub)[:, :rank], s[:rank], vt[:rank]
+        q = _orthonormal(a32 @ _orthonormal(a32.T @ q))
+    small = q.T @ a32  # width x n
+    evals, evecs = linalg.eigh((small @ small.T).astype(np.float64), check_finite=False)
+    order = np.argsort(evals)[::-1][:rank]
+    s = np.sqrt(np.clip(evals[order], 0.0, None))
+    ub = evecs[:, order]
+    vt = (ub.T @ small.astype(np.float64)) / np.where(s > 0, s, 1.0)[:, None]
+    return (q.astype(np.float64) @ ub), s, vt
 
 
 class EASERecommender(VectorRecommender):
@@ -344,19 +355,32 @@ class EASERecommender(VectorRecommender):
         n = len(features) if item_ids is None else len(item_ids)
         if item_ids is not None and len(features) not in (0, n):
             raise ValueError(f"{len(item_ids)} ids for {len(features)} feature rows")
-        out = knn_mix(
-            self._content(features, n),
-            self._warm_content,
-            self._vectors[self._warm_rows],
-            k=self.config.content_k,
-            temperature=self.config.content_temperature,
+        warm = np.zeros(len(self.item_map), bool)
+        warm[self._warm_rows] = True
+        known = np.array(
+            [
+                item_ids is not None
+                and item_ids[r] in self.item_map
+                and bool(warm[self.item_map.index(item_ids[r])])
+                for r in range(n)
+            ],
+            dtype=bool,
         )
-        if item_ids is not None:
-            warm = np.zeros(len(self.item_map), bool)
-            warm[self._warm_rows] = True
-            for row, item in enumerate(item_ids):
-                if item in self.item_map and warm[self.item_map.index(item)]:
-                    out[row] = self._vectors[self.item_map.index(item)]
+        out = np.zeros((n, self.vector_dim), np.float32)
+        if known.any():
+            out[known] = self._vectors[
+                [self.item_map.index(item_ids[r]) for r in np.flatnonzero(known)]
+            ]
+        new = np.flatnonzero(~known)
+        if len(new):
+            feats = features if len(new) == n else features.take(new)
+            out[new] = knn_mix(
+                self._content(feats, len(new)),
+                self._warm_content,
+                self._vectors[self._warm_rows],
+                k=self.config.content_k,
+                temperature=self.config.content_temperature,
+            )
         return out
 
     def _weights(self, n: int, weights: np.ndarray | None) -> np.ndarray:
