@@ -244,6 +244,7 @@ def app_run(
         "metrics": metrics,
         "seconds": seconds,
         "family": chosen.get("family") or version.kind,
+        "params": chosen.get("params") or {},
         "summary": summary,
         "export_k": k,
     }

@@ -211,9 +211,9 @@ def _explained(
 
 def _model_because(
     explainer: Any, found: list[Neighbour], result_vectors: dict[int, np.ndarray]
-) -> dict[int, HistoryItem | None]:
-    """Result item id -> the history item the model says explains it (None: none adds to the
-    score); empty when the model cannot say."""
+) -> dict[int, HistoryItem]:
+    """Result item id -> the history item the model says explains it (results no history
+    item adds to are left out); empty when the model cannot say."""
     if explainer is None:
         return {}
     model, key, history, hv, weights = explainer
@@ -226,9 +226,8 @@ def _model_because(
     except Exception:  # an explanation never fails a recommendation: cosine instead
         logger.exception("the model could not explain its recommendations")
         return {}
-    return {
-        i: (history[p] if 0 <= p < len(history) else None) for i, p in zip(ids, picks, strict=True)
-    }
+    # where no history item adds to the score, the cosine explanation stands in
+    return {i: history[p] for i, p in zip(ids, picks, strict=True) if 0 <= p < len(history)}
 
 
 def _nearest_explained(

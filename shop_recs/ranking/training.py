@@ -1,6 +1,11 @@
 """Training: a new model version from the interactions and stored embeddings, evaluated on a
 held-out slice, saved as an artefact, and activated when it is not worse than the active one.
 
+With ``MODEL_SELECTION`` (the default) the model is chosen per shop: ``recsys.selection``
+searches the families (hybrid, EASE + content, a blend) on a validation split of the shop's
+events within ``TRAIN_BUDGET_SECONDS`` and refits the winner on every event; its validation
+figures are the version's metrics and the search is stored on the version (``selection``).
+
 The model lives in ``recsys`` (pure torch); this module runs it on the catalogue's data
 (``ranking.dataset``) and records the run on a :class:`ModelVersion`.
 """
