@@ -200,7 +200,9 @@ def test_a_web_process_with_a_broker_serves_every_endpoint_without_torch(
     assert recs["results"][0]["item"]["external_id"] == "bag-2"  # the family's unseen item
     search = out["search"][1]
     assert search["spaces"] == ["text"] and search["results"][0]["item"]["category"] == "boot"
-    assert out["search_again"][1] == search
+    # the same results from the cached query vector (each served list has its own list id)
+    again = {k: v for k, v in out["search_again"][1].items() if k != "list_id"}
+    assert again == {k: v for k, v in search.items() if k != "list_id"}
     assert out["torch"] == [] and out["encoders"] is False, out
     assert out["rss_mb"] <= 600, out["rss_mb"]  # the bound for one web worker
     print(f"web process peak RSS after every endpoint: {out['rss_mb']:.0f} MB")

@@ -17,6 +17,7 @@ from shop_recs.catalog.db import ServingReadRouter, check_read_database, serving
 from shop_recs.catalog.models import Customer, Interaction, Item, ItemEmbedding
 from shop_recs.catalog.services import EventIn
 from shop_recs.celery import app as celery_app
+from shop_recs.ranking import served
 from shop_recs.workers import tasks
 from shop_recs.workers.queues import queue_backlog
 from shop_recs.workers.routing import KINDS, TASK_KINDS, parse_queues, task_routes
@@ -140,6 +141,7 @@ def test_serving_reads_go_to_the_replica_and_a_shoppers_own_events_to_the_primar
     replica, api
 ) -> None:
     _catalogue()
+    served.flush()  # served lists other tests left in this process's buffer: written here
     primary = connections["default"]
     with CaptureQueriesContext(primary) as on_primary, CaptureQueriesContext(replica) as on_rep:
         response = api.get("/api/v1/items/r0/similar/?space=text&k=3")
