@@ -1,4 +1,5 @@
-"""Build shim for lightfm 1.17 only; used as ``PYTHONPATH="$PWD/bench/_lightfm_build" pip install ...``.
+"""Build shim for lightfm 1.17 only; used as
+``PYTHONPATH="$PWD/bench/_lightfm_build" pip install ...``.
 
 lightfm 1.17's setup.py runs ``__builtins__.__LIGHTFM_SETUP__ = True``. That works when setup.py
 is ``__main__`` (the old ``setup.py install`` path pip no longer takes), but under setuptools'
