@@ -295,6 +295,9 @@ def test_worker_killed_mid_encode_leaves_the_item_encoded_once(tmp_path) -> None
         assert wait_for(lambda: ItemEncoding.objects.get(item=item).status == "done", 180), (
             "the task was not delivered again"
         )
+        # the task logs its summary after its transaction commits: wait for that line
+        assert wait_for(lambda: _encoded_counts(workers)[0] >= 1, 60), "no summary logged"
+        time.sleep(1.0)  # a second run, were there one, would have logged by now too
         encoded, _ = _encoded_counts(workers)
     assert encoded == 1
     assert ItemEmbedding.objects.filter(item=item).count() == 3  # text, image, content
