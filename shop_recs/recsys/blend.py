@@ -34,7 +34,7 @@ from safetensors.numpy import load_file, save_file
 
 from .base import Dataset, ItemFeatures, VectorRecommender, top_k
 from .idmap import IdMap
-from .vector_utils import read_meta, write_meta
+from .vector_utils import read_meta, write_maps, write_meta
 
 FORMAT = "shop_recs.blend"
 FORMAT_VERSION = 1
@@ -356,9 +356,7 @@ class BlendRecommender(VectorRecommender):
                 "history": self.training_history_,
             },
         )
-        self.user_map.save(out / "user_ids.json")
-        self.item_map.save(out / "item_ids.json")
-        (out / "version.txt").write_text(f"{self.version}\n", encoding="utf-8")
+        write_maps(out, user_map=self.user_map, item_map=self.item_map, version=self.version)
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | None = None) -> BlendRecommender:

@@ -45,6 +45,7 @@ from .vector_utils import (
     pack_histories,
     read_meta,
     recent_histories,
+    write_maps,
     write_meta,
 )
 
@@ -497,9 +498,7 @@ class EASERecommender(VectorRecommender):
                 "history": self.training_history_,
             },
         )
-        self.user_map.save(out / "user_ids.json")
-        self.item_map.save(out / "item_ids.json")
-        (out / "version.txt").write_text(f"{self.version}\n", encoding="utf-8")
+        write_maps(out, user_map=self.user_map, item_map=self.item_map, version=self.version)
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | None = None) -> EASERecommender:

@@ -155,6 +155,13 @@ def write_meta(path: Path, meta: dict[str, Any]) -> None:
     (path / "config.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
+def write_maps(path: Path, *, user_map: Any, item_map: Any, version: str) -> None:
+    """The id maps and version file every numpy artefact stores beside its config."""
+    user_map.save(path / "user_ids.json")
+    item_map.save(path / "item_ids.json")
+    (path / "version.txt").write_text(f"{version}\n", encoding="utf-8")
+
+
 def read_meta(path: Path, fmt: str, version: int) -> dict[str, Any]:
     meta = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
     if meta.get("format") != fmt or meta.get("format_version") != version:
