@@ -2,6 +2,7 @@
 
     python bench/load.py [--clients 8] [--seconds 60] [--warmup 10] [--workers 2] [--threads 4]
                          [--bundle demo/bundle] [--database-url URL] [--mix 1,1,1]
+                         [--families hybrid sequence]
 
 The catalogue is a bundle (default: the demo's 1,000 products and ~22,000 events), imported
 and encoded with the real encoders into a fresh embedded PostgreSQL, and a model is trained
@@ -18,6 +19,12 @@ first search), over the three reads the widgets and a shop's pages make, picked 
 Prints requests, requests/s, p50/p95/p99 latency and errors (non-2xx answers or failed
 connections, by status) per operation and in all. Throttles are off: this measures the
 server. Clients and server share the machine's cores.
+
+``--families A B ...`` compares model families at request time in one run: for each, a model of
+that family alone is trained (``MODEL_FAMILIES``) and activated with ``recs_train --force``,
+and the same load runs against it (same clients, seed and requests); the last lines give each
+family's p50 per operation as a ratio to the first family's (e.g. the order-aware ``sequence``
+tower against the order-blind ``hybrid``: issue 18's target is recommendations p50 <= 1.5x).
 """
 
 from __future__ import annotations
@@ -48,6 +55,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mix", default="1,1,1", help="weights of similar,recommendations,search")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--families",
+        nargs="+",
+        default=None,
+        help="train and load-test one model per family (MODEL_FAMILIES), ratios to the first",
+    )
     return p.parse_args()
 
 
@@ -57,7 +70,7 @@ class Tally:
     errors: Counter[str] = field(default_factory=Counter)
 
 
-def prepare(bundle: str) -> tuple[list[str], list[str], str]:
+def prepare(bundle: str, train: bool = True) -> tuple[list[str], list[str], str]:
     """The catalogue in the database (imported, encoded, a model trained when none is
     active); returns the active items' ids, title words to search for, and a summary."""
     from django.core.management import call_command
@@ -67,7 +80,7 @@ def prepare(bundle: str) -> tuple[list[str], list[str], str]:
     if not Item.objects.exists():
         print(f"importing {bundle} (encoding every item with the bundled encoders)...")
         call_command("recs_import", bundle, verbosity=0)
-    if not ModelVersion.objects.filter(is_active=True).exists():
+    if train and not ModelVersion.objects.filter(is_active=True).exists():
         print("training a model...")
         call_command("recs_train", "--if-none-active", "--note", "bench/load.py", verbosity=0)
     items = list(Item.objects.filter(is_active=True).values_list("external_id", "title"))
@@ -80,17 +93,66 @@ def prepare(bundle: str) -> tuple[list[str], list[str], str]:
     return [ext for ext, _ in items], words, summary
 
 
+def train_family(family: str) -> str:
+    """Train a model of ``family`` only and activate it; its summary."""
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    from shop_recs.catalog.models import ModelVersion
+
+    print(f"training a {family} model...")
+    with override_settings(SHOP_RECS={**settings_dict(), "MODEL_FAMILIES": [family]}):
+        call_command("recs_train", "--force", "--note", f"bench/load.py {family}", verbosity=0)
+    model = ModelVersion.objects.get(is_active=True)
+    chosen = (model.selection or {}).get("chosen", {}).get("family", "?")
+    return f"model {model.pk} ({chosen})"
+
+
+def settings_dict() -> dict:
+    from django.conf import settings
+
+    return dict(getattr(settings, "SHOP_RECS", {}))
+
+
 def main() -> None:
     args = parse_args()
     setup_django(args.database_url)
-    ids, words, summary = prepare(args.bundle)
-    from django.db import connection
-
-    connection.close()
+    ids, words, summary = prepare(args.bundle, train=not args.families)
     weights = [float(w) for w in args.mix.split(",")]
     if len(weights) != len(OPERATIONS) or not any(weights):
         raise SystemExit("--mix takes three weights: similar,recommendations,search")
+    if not args.families:
+        from django.db import connection
 
+        connection.close()
+        report(args, run_load(args, ids, words, weights), summary)
+        return
+    results: list[tuple[str, dict[str, Tally]]] = []
+    for family in args.families:
+        model = train_family(family)
+        from django.db import connection
+
+        connection.close()
+        tallies = run_load(args, ids, words, weights)
+        report(args, tallies, f"{summary}; {model}")
+        results.append((family, tallies))
+    base_family, base = results[0]
+    print(f"\np50 ratio to {base_family} (same run, same requests):")
+    for family, tallies in results[1:]:
+        for op in OPERATIONS:
+            a, b = base[op].latencies, tallies[op].latencies
+            if a and b:
+                ratio = percentile(b, 0.5) / percentile(a, 0.5)
+                print(
+                    f"  {op:<16} {family} {percentile(b, 0.5) * 1000:.1f} ms / {base_family} "
+                    f"{percentile(a, 0.5) * 1000:.1f} ms = {ratio:.2f}x"
+                )
+
+
+def run_load(
+    args: argparse.Namespace, ids: list[str], words: list[str], weights: list[float]
+) -> dict[str, Tally]:
+    """Serve with gunicorn and run the clients against it; the tallies per operation."""
     port = free_port()
     server = start_gunicorn(port, args.workers, threads=args.threads)
     base = f"http://127.0.0.1:{port}/api/v1"
@@ -145,7 +207,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    report(args, tallies, summary)
+    return tallies
 
 
 def report(args: argparse.Namespace, tallies: dict[str, Tally], summary: str) -> None:

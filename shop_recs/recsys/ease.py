@@ -64,7 +64,7 @@ class EASEConfig:
     #: Largest SVD rank of the served vectors (vectors are twice as wide).
     max_rank: int = 512
     #: Mean top-10 overlap with the full B the chosen rank must reach (0..1).
-    rank_tolerance: float = 0.95
+    rank_tolerance: float = 0.99
     #: The dense Gram matrix covers at most this many (most popular) items.
     max_items: int = 20_000
     #: Cold items: neighbours in content space and the softmax temperature over their cosines.
