@@ -274,3 +274,23 @@ def test_numpy_hybrid_serving_matches_torch(shop, fitted, tmp_path) -> None:
     assert np.allclose(
         served.user_vector("u7", hv[:0]), hybrid.user_vector("u7", hv[:0]), atol=1e-4
     )
+
+
+def test_every_family_serves_an_empty_history(shop, fitted, tmp_path) -> None:
+    """A request with no recent items (an anonymous first page view, or a known shopper whose
+    events were all filtered out) gets a finite user vector from every family, in training
+    and in the torch-free server (it used to index an empty batch in the hybrid tower)."""
+    dataset, _, _ = shop
+    _hybrid, _ease, blend = fitted
+    blend.save(tmp_path / "blend")
+    served = load_vectors(tmp_path / "blend")
+    known = dataset.user_map.to_list()[0]
+    for model in (*fitted, served):
+        empty = np.zeros((0, model.vector_dim), np.float32)
+        for user in (known, None):
+            vector = model.user_vector(user, empty, np.zeros(0, np.float32))
+            assert vector.shape == (model.vector_dim,), type(model).__name__
+            assert np.isfinite(vector).all(), type(model).__name__
+    # the known shopper falls back to the history kept from training: not the empty one
+    scores = blend.all_item_vectors() @ blend.user_vector(known, np.zeros((0, blend.vector_dim)))
+    assert np.ptp(scores) > 0

@@ -670,6 +670,10 @@ class HybridRecommender(VectorRecommender):
             hv = net.item_vectors[torch.as_tensor(stored, device=device)].cpu().numpy()
             history_weights = None
         w = np.ones(len(hv), np.float32) if history_weights is None else history_weights
+        if not len(hv):
+            # no history at all: one padding row (weight 0), so the tower falls back to its
+            # bias, the "popular items" vector, instead of indexing an empty batch
+            hv, w = np.zeros((1, self.vector_dim), np.float32), np.zeros(1, np.float32)
         vecs = torch.as_tensor(hv, device=device)
         u = self._user_vectors(
             net,
