@@ -175,3 +175,42 @@ def test_a_first_bulk_load_builds_its_index_after_the_load(settings, tmp_path) -
         "CREATE INDEX CONCURRENTLY" in q["sql"] and name in q["sql"]
         for q in captured.captured_queries
     )
+
+
+def test_concurrent_activations_run_one_after_the_other(shop) -> None:
+    """Two activations at once (an admin click while a scheduled training activates) are
+    serialised by the activation lock: whichever ends up active keeps its vectors and index,
+    and each activation's pointer switch happened after the other had finished."""
+    versions = [model_train(force=True, activate=False) for _ in range(3)]
+    first, second, third = versions
+    model_activate(version=first)
+    spans: dict[int, tuple[float, float]] = {}
+    errors: list[BaseException] = []
+
+    def activate(version: ModelVersion) -> None:
+        try:
+            began = time.monotonic()
+            model_activate(version=version)
+            spans[version.pk] = (began, time.monotonic())
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=activate, args=(v,)) for v in (second, third)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    active = ModelVersion.objects.get(is_active=True)
+    assert active in (second, third)
+    other = third if active == second else second
+    # the active version's space is whole and indexed; the other is kept for rollback
+    assert ItemEmbedding.objects.filter(space=space_key("hybrid", active.pk)).count() == 600
+    assert _hybrid_index_state(active) is True
+    assert ItemEmbedding.objects.filter(space=space_key("hybrid", other.pk)).count() == 600
+    assert not ItemEmbedding.objects.filter(space=space_key("hybrid", first.pk)).exists()
+    # the one that activated last ended last: it waited for the other's lock
+    assert spans[active.pk][1] >= spans[other.pk][1]
+    assert model_rollback() == other

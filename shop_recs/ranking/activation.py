@@ -8,6 +8,10 @@ live ones in batches (each its own short transaction), builds their HNSW index w
 or the new ones, always with an index. The previous version's space is kept, so a rollback is
 a pointer switch (plus the items encoded since); older ones are dropped.
 
+Activations are serialised by a PostgreSQL advisory lock (:func:`activation_lock`): two at
+once (an admin click while a scheduled training activates) run one after the other, and the
+space of whichever ends up active is never dropped by the other.
+
 Items encoded later get their vectors from the active model's item tower without retraining
 (:func:`hybrid_vectors_refresh`, run after each encoding batch).
 """
@@ -15,7 +19,9 @@ Items encoded later get their vectors from the active model's item tower without
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -40,6 +46,41 @@ HYBRID_ENCODER = "hybrid"
 #: Items per batch when a whole catalogue's vectors are written (bounded memory, short
 #: transactions).
 WRITE_BATCH = 20_000
+#: Key of the session-level advisory lock held while a version is activated.
+ACTIVATION_LOCK_KEY = 0x5EC5_AC71
+
+
+#: How long an activation waits for another one to finish before giving up.
+ACTIVATION_LOCK_WAIT_SECONDS = 3600.0
+
+
+@contextmanager
+def activation_lock(wait_seconds: float = ACTIVATION_LOCK_WAIT_SECONDS) -> Iterator[None]:
+    """Hold the activation lock on this connection, waiting for another activation to end.
+
+    Session-level, not transactional. The wait polls ``pg_try_advisory_lock`` instead of
+    blocking in ``pg_advisory_lock``: a blocked statement keeps its transaction open, and the
+    other activation's ``CREATE INDEX CONCURRENTLY`` waits for every open transaction, which
+    would deadlock the two.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [ACTIVATION_LOCK_KEY])
+            (locked,) = cursor.fetchone()
+        if locked:
+            break
+        if time.monotonic() > deadline:
+            raise TrainingError(
+                f"Another model activation has run for over {wait_seconds:.0f} s; try again "
+                "when it has finished (the model versions page shows the active one)."
+            )
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [ACTIVATION_LOCK_KEY])
 
 
 def _encoded_item_ids() -> list[int]:
@@ -143,7 +184,9 @@ def _space_dims(space: str) -> list[int]:
 
 
 def _drop_old_spaces(keep: set[str]) -> list[str]:
-    """Drop every model version's space except ``keep`` (the active and the previous one)."""
+    """Drop every model version's space except ``keep`` (the active and the previous one)
+    and, whatever ``keep`` says, the space of the version active now."""
+    keep = {*keep, space_key(Space.HYBRID)}
     candidates = {space for space, _ in space_indexes().values() if space.startswith("hybrid@")}
     candidates |= {
         space_key(Space.HYBRID, pk)
@@ -162,7 +205,14 @@ def model_activate(*, version: ModelVersion, model: Any = None) -> int:
     """Make ``version`` the active model without degrading serving: write its item vectors
     beside the live ones (only the missing or stale ones when its space exists, e.g. a
     rollback), build its index concurrently, then switch the pointer atomically. Keeps the
-    previous version's space, drops older ones. Returns vectors written."""
+    previous version's space, drops older ones. Returns vectors written. One activation at
+    a time (:func:`activation_lock`)."""
+    with activation_lock():
+        version.refresh_from_db(fields=["status", "is_active", "activated_at"])
+        return _activate(version, model)
+
+
+def _activate(version: ModelVersion, model: Any) -> int:
     if version.status != ModelVersion.Status.READY:
         raise TrainingError(f"Model {version.pk} is {version.status}, not ready: cannot activate.")
     model = model if model is not None else load_model(version)
@@ -215,17 +265,21 @@ def model_activate(*, version: ModelVersion, model: Any = None) -> int:
 
 def model_rollback() -> ModelVersion:
     """Activate the version that was active before the current one (its space is kept, so
-    this is a pointer switch plus the items encoded since)."""
-    current = ModelVersion.objects.filter(is_active=True).first()
-    previous = (
-        ModelVersion.objects.filter(status=ModelVersion.Status.READY, activated_at__isnull=False)
-        .exclude(pk=getattr(current, "pk", None))
-        .order_by("-activated_at")
-        .first()
-    )
-    if previous is None:
-        raise TrainingError("No earlier activated model to roll back to.")
-    model_activate(version=previous)
+    this is a pointer switch plus the items encoded since). The choice and the switch hold
+    the activation lock (advisory locks nest within a session)."""
+    with activation_lock():
+        current = ModelVersion.objects.filter(is_active=True).first()
+        previous = (
+            ModelVersion.objects.filter(
+                status=ModelVersion.Status.READY, activated_at__isnull=False
+            )
+            .exclude(pk=getattr(current, "pk", None))
+            .order_by("-activated_at")
+            .first()
+        )
+        if previous is None:
+            raise TrainingError("No earlier activated model to roll back to.")
+        model_activate(version=previous)
     return previous
 
 
