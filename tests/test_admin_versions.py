@@ -82,16 +82,48 @@ def test_list_and_detail_show_metrics_counts_and_charts(root, two_versions) -> N
     assert "no data" in page  # a failed version has no curves
 
 
-def test_activate_and_roll_back_change_the_active_version(root, two_versions) -> None:
-    first, second = two_versions
-    response = root.post(f"{LIST}{first.pk}/activate/", follow=True)
-    assert response.status_code == 200
-    assert any("is now active" in m for m in messages_of(response))
-    assert ModelVersion.objects.get(is_active=True) == first
+def run_activation(root, url: str, callbacks_ctx, data=None) -> BackgroundJob:
+    """POST an activation (or roll back), check it queued a job on the job's page, and run
+    that job as the train worker would."""
+    from shop_recs.workers.jobs import job_run_activate
 
-    response = root.post(f"{LIST}rollback/", follow=True)
-    assert any("Rolled back" in m for m in messages_of(response))
+    before = set(BackgroundJob.objects.values_list("pk", flat=True))
+    with callbacks_ctx() as callbacks:
+        response = root.post(url, data or {})
+    job = BackgroundJob.objects.exclude(pk__in=before).get()
+    assert job.kind == "activate" and job.status == "queued"
+    assert len(callbacks) == 1  # dispatched to the train queue once the request commits
+    if url.endswith("/activate/") or url.endswith("rollback/"):
+        assert response.status_code == 302
+        assert response["Location"] == f"/admin/shop_recs_catalog/backgroundjob/{job.pk}/change/"
+    job_run_activate(job_id=job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def test_activate_and_roll_back_change_the_active_version(
+    root, two_versions, django_capture_on_commit_callbacks
+) -> None:
+    first, second = two_versions
+    job = run_activation(root, f"{LIST}{first.pk}/activate/", django_capture_on_commit_callbacks)
+    assert job.status == "done", job.error
+    assert job.result["version"] == first.pk and f"activated model {first.pk}" in job.message
+    assert ModelVersion.objects.get(is_active=True) == first
+    page = root.get(f"/admin/shop_recs_catalog/backgroundjob/{job.pk}/change/").content.decode()
+    assert f"activated model {first.pk}" in page
+
+    job = run_activation(root, f"{LIST}rollback/", django_capture_on_commit_callbacks)
+    assert job.status == "done" and f"rolled back to model {second.pk}" in job.message
     assert ModelVersion.objects.get(is_active=True) == second
+
+    # one activation at a time: a second request shows the queued job instead
+    with django_capture_on_commit_callbacks():
+        root.post(f"{LIST}{first.pk}/activate/")
+    queued = BackgroundJob.objects.get(kind="activate", status="queued")
+    response = root.post(f"{LIST}{first.pk}/activate/", follow=True)
+    assert any(f"#{queued.pk} is queued" in m for m in messages_of(response))
+    assert BackgroundJob.objects.filter(kind="activate", status="queued").count() == 1
+    BackgroundJob.objects.filter(pk=queued.pk).update(status="failed")
 
     # the changelist action: exactly one version
     response = root.post(
@@ -100,8 +132,14 @@ def test_activate_and_roll_back_change_the_active_version(root, two_versions) ->
         follow=True,
     )
     assert any("exactly one" in m for m in messages_of(response))
-    assert ModelVersion.objects.get(is_active=True) == second
-    root.post(LIST, {"action": "activate_selected", "_selected_action": [first.pk]})
+    assert not BackgroundJob.objects.filter(kind="activate", status="queued").exists()
+    job = run_activation(
+        root,
+        LIST,
+        django_capture_on_commit_callbacks,
+        {"action": "activate_selected", "_selected_action": [first.pk]},
+    )
+    assert job.status == "done"
     assert ModelVersion.objects.get(is_active=True) == first
 
     failed = ModelVersion.objects.create(status="failed")
@@ -110,6 +148,17 @@ def test_activate_and_roll_back_change_the_active_version(root, two_versions) ->
     assert ModelVersion.objects.get(is_active=True) == first
     assert root.post(f"{LIST}999999/activate/").status_code == 404
     assert root.post(f"{LIST}abc/activate/").status_code == 404
+
+    # a job for a version deleted meanwhile fails with the reason, and nothing changes
+    from shop_recs.catalog import services
+    from shop_recs.workers.jobs import job_run_activate
+
+    with django_capture_on_commit_callbacks():
+        gone = services.job_start(kind="activate", params={"version": 999999})
+    job_run_activate(job_id=gone.pk)
+    gone.refresh_from_db()
+    assert gone.status == "failed" and "does not exist" in gone.error
+    assert ModelVersion.objects.get(is_active=True) == first
 
 
 def test_roll_back_with_nothing_to_roll_back_to(root) -> None:

@@ -192,7 +192,7 @@ def test_concurrent_activations_run_one_after_the_other(shop) -> None:
             began = time.monotonic()
             model_activate(version=version)
             spans[version.pk] = (began, time.monotonic())
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
             connections.close_all()

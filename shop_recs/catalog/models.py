@@ -433,6 +433,7 @@ class BackgroundJob(models.Model):
     class Kind(models.TextChoices):
         ENCODE = "encode", "encode items"
         TRAIN = "train", "train a model"
+        ACTIVATE = "activate", "activate a model version"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"

@@ -263,20 +263,24 @@ def _activate(version: ModelVersion, model: Any) -> int:
     return written
 
 
+def rollback_target() -> ModelVersion | None:
+    """The version a roll back would activate: the ready one activated most recently before
+    the current one, or None."""
+    current = ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True).first()
+    return (
+        ModelVersion.objects.filter(status=ModelVersion.Status.READY, activated_at__isnull=False)
+        .exclude(pk=current)
+        .order_by("-activated_at")
+        .first()
+    )
+
+
 def model_rollback() -> ModelVersion:
     """Activate the version that was active before the current one (its space is kept, so
     this is a pointer switch plus the items encoded since). The choice and the switch hold
     the activation lock (advisory locks nest within a session)."""
     with activation_lock():
-        current = ModelVersion.objects.filter(is_active=True).first()
-        previous = (
-            ModelVersion.objects.filter(
-                status=ModelVersion.Status.READY, activated_at__isnull=False
-            )
-            .exclude(pk=getattr(current, "pk", None))
-            .order_by("-activated_at")
-            .first()
-        )
+        previous = rollback_target()
         if previous is None:
             raise TrainingError("No earlier activated model to roll back to.")
         model_activate(version=previous)

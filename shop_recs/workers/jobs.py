@@ -1,5 +1,5 @@
-"""The work of admin background jobs (encode items, train a model), run by the tasks in
-:mod:`shop_recs.workers.tasks`; the job's lifecycle (progress, outcome) is
+"""The work of admin background jobs (encode items, train a model, activate a version), run
+by the tasks in :mod:`shop_recs.workers.tasks`; the job's lifecycle (progress, outcome) is
 :mod:`shop_recs.catalog.services.jobs`.
 """
 
@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shop_recs.catalog.models import BackgroundJob, Item, ItemEncoding
+from shop_recs.catalog.models import BackgroundJob, Item, ItemEncoding, ModelVersion
 from shop_recs.catalog.services.jobs import JobFailed, Progress, job_run
 from shop_recs.encoding.service import items_encode, items_needing_encoding
+from shop_recs.ranking.activation import model_activate, model_rollback
 from shop_recs.ranking.dataset import TrainingError
 from shop_recs.ranking.training import model_train, selection_summary
 
@@ -93,5 +94,33 @@ def job_run_train(*, job_id: int) -> dict[str, Any]:
         score = f", recall@10 {recall:.4f}" if isinstance(recall, int | float) else ""
         state = "active" if version.is_active else "not activated"
         return result, f"model {version.pk} trained{selection_summary(version)}{score} ({state})"
+
+    return job_run(job_id, work)
+
+
+def job_run_activate(*, job_id: int) -> dict[str, Any]:
+    """Run an activation job: make the job's ``version`` the active model, or with
+    ``rollback`` the version active before the current one (writing a version's item vectors
+    and building its index takes minutes on a large catalogue: never in a web request)."""
+
+    def work(job: BackgroundJob, progress: Progress) -> tuple[dict[str, Any], str]:
+        params = job.params or {}
+        try:
+            if params.get("rollback"):
+                progress(0.05, "rolling back to the version active before")
+                version = model_rollback()
+                written = None
+            else:
+                version = ModelVersion.objects.filter(pk=params.get("version")).first()
+                if version is None:
+                    raise JobFailed(f"model version {params.get('version')!r} does not exist")
+                progress(0.05, f"model {version.pk}: writing item vectors and their index")
+                written = model_activate(version=version)
+        except (TrainingError, FileNotFoundError, OSError, ValueError) as exc:
+            raise JobFailed(f"not activated: {exc}") from exc
+        result = {"version": version.pk, "active": True, "vectors_written": written}
+        how = "rolled back to" if params.get("rollback") else "activated"
+        vectors = "" if written is None else f" ({written} item vectors written)"
+        return result, f"{how} model {version.pk}{vectors}"
 
     return job_run(job_id, work)

@@ -124,6 +124,7 @@ def on_query_encoding_requested(
 JOB_TASKS = {
     BackgroundJob.Kind.ENCODE: tasks.encode_items,
     BackgroundJob.Kind.TRAIN: tasks.train_model,
+    BackgroundJob.Kind.ACTIVATE: tasks.activate_model,
 }
 
 

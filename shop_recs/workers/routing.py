@@ -29,6 +29,7 @@ TASK_KINDS: dict[str, str] = {
     f"{TASKS}.fetch_item_image": ENCODE,
     f"{TASKS}.encode_query": ENCODE,
     f"{TASKS}.train_model": TRAIN,
+    f"{TASKS}.activate_model": TRAIN,
     f"{TASKS}.refresh_item_stats": MAINTENANCE,
     f"{TASKS}.refresh_all_item_stats": MAINTENANCE,
     f"{TASKS}.mirror_products": MAINTENANCE,

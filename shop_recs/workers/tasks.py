@@ -117,6 +117,15 @@ def fetch_item_image(image_id: int) -> str:
     return item_image_fetch(image=image, retry_transient=not last_try).status
 
 
+@shared_task(base=PluginTask, acks_late=True)
+def activate_model(job_id: int) -> dict[str, object]:
+    """Run an admin activation (or roll back) job: on the train queue, where the model code
+    and its artefacts are, never in a web worker."""
+    from shop_recs.workers import jobs
+
+    return jobs.job_run_activate(job_id=int(job_id))
+
+
 @shared_task(
     base=PluginTask, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=60, max_retries=3
 )

@@ -198,7 +198,16 @@ def test_train_and_activate_a_model_version(admin_page, demo_server) -> None:
     screenshot(admin_page, "11-model-version")
     with admin_page.expect_navigation():
         admin_page.click("#recs-activate-form button")
-    assert f"Model {inactive} is now active" in admin_page.locator(".messagelist").inner_text()
+    # activation runs as a background job too (vectors and index built beside the live ones)
+    assert "/backgroundjob/" in admin_page.url
+    assert (
+        f"Activation of model {inactive} started" in admin_page.locator(".messagelist").inner_text()
+    )
+    status = admin_page.locator(".field-status .readonly")
+    expect(status).to_have_text(re.compile(r"^\s*(done|failed)\s*$"), timeout=300_000)
+    admin_page.wait_for_load_state()
+    assert status.inner_text().strip() == "done", admin_page.locator("#content-main").inner_text()
+    assert f"activated model {inactive}" in admin_page.locator("#content-main").inner_text()
     screenshot(admin_page, "12-model-activated")
 
     body = demo_server.api(

@@ -48,7 +48,8 @@ def job_start(
 
     ``params``: for ``encode``, ``item_ids`` (a list) or ``scope`` (``needing``: never encoded,
     pending, failed or stale; ``failed``; ``all``) and ``force``; for ``train``, ``force``
-    (activate even when worse than the active model) and ``note``.
+    (activate even when worse than the active model) and ``note``; for ``activate``,
+    ``version`` (a model version id) or ``rollback`` (true: the version active before).
     """
     if kind not in BackgroundJob.Kind.values:
         raise ValueError(f"Unknown job kind {kind!r}; expected one of {BackgroundJob.Kind.values}.")

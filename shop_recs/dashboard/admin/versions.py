@@ -3,9 +3,9 @@ candidates; train, activate, roll back.
 
 Versions are read-only (they come from training). Staff with ``view_modelversion`` see the
 pages; the actions (train now, activate, roll back) are POST-only views that also need
-``change_modelversion``. Training runs as a background job (see
-:mod:`shop_recs.catalog.services.jobs`); activation and roll back write the hybrid item vectors
-right away (seconds).
+``change_modelversion``. Training, activation and roll back run as background jobs on the
+train queue (see :mod:`shop_recs.catalog.services.jobs`): activating writes a version's item
+vectors and builds their index, minutes on a large catalogue, never in the admin's request.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from shop_recs.catalog import services
 from shop_recs.catalog.models import BackgroundJob, ModelVersion
 from shop_recs.dashboard import charts
 from shop_recs.dashboard.admin.site import admin_url, site
-from shop_recs.ranking.activation import model_activate, model_rollback
-from shop_recs.ranking.dataset import TrainingError
+from shop_recs.ranking.activation import rollback_target
 from shop_recs.ranking.results import experiment_results, experiments_of_version
 
 INFO_FIELDS = (
@@ -391,29 +390,53 @@ class ModelVersionAdmin(admin.ModelAdmin):
         )
         return HttpResponseRedirect(admin_url("shop_recs_catalog_backgroundjob_change", job.pk))
 
-    def _activate(self, request: HttpRequest, version: ModelVersion) -> None:
+    def _running_activation(self, request: HttpRequest) -> BackgroundJob | None:
+        """An activation job still queued or running (then shown instead of a second one)."""
+        running = BackgroundJob.objects.filter(
+            kind=BackgroundJob.Kind.ACTIVATE,
+            status__in=[BackgroundJob.Status.QUEUED, BackgroundJob.Status.RUNNING],
+        ).first()
+        if running is not None:
+            self.message_user(
+                request,
+                f"Activation job #{running.pk} is {running.status}; wait for it to finish.",
+                messages.WARNING,
+            )
+        return running
+
+    def _start_activation(
+        self, request: HttpRequest, params: dict[str, Any], what: str
+    ) -> BackgroundJob:
+        job = services.job_start(kind=BackgroundJob.Kind.ACTIVATE, params=params, user=request.user)
+        self.message_user(
+            request,
+            format_html(
+                "{} started as background job #{}; serving stays on the active model until "
+                "the new vectors and their index are ready.",
+                what,
+                job.pk,
+            ),
+            messages.SUCCESS,
+        )
+        return job
+
+    def _activate(self, request: HttpRequest, version: ModelVersion) -> BackgroundJob | None:
         if version.status != ModelVersion.Status.READY:
             self.message_user(
                 request,
                 f"Model {version.pk} is {version.status}: only a ready version can be activated.",
                 messages.ERROR,
             )
-            return
+            return None
         if version.is_active:
             self.message_user(request, f"Model {version.pk} is already active.", messages.INFO)
-            return
-        try:
-            written = model_activate(version=version)
-        except (TrainingError, FileNotFoundError, OSError, ValueError) as exc:
-            self.message_user(
-                request, f"Model {version.pk} was not activated: {exc}", messages.ERROR
-            )
-            return
-        self.log_change(request, version, f"activated ({written} item vectors)")
-        self.message_user(
-            request,
-            f"Model {version.pk} is now active ({written} hybrid item vectors written).",
-            messages.SUCCESS,
+            return None
+        running = self._running_activation(request)
+        if running is not None:
+            return running
+        self.log_change(request, version, "activation requested")
+        return self._start_activation(
+            request, {"version": version.pk}, f"Activation of model {version.pk}"
         )
 
     def activate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -421,25 +444,29 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if refused is not None:
             return refused
         version = get_object_or_404(ModelVersion, pk=object_id if object_id.isdigit() else -1)
-        self._activate(request, version)
+        job = self._activate(request, version)
+        if job is not None:
+            return HttpResponseRedirect(admin_url("shop_recs_catalog_backgroundjob_change", job.pk))
         return HttpResponseRedirect(admin_url("shop_recs_catalog_modelversion_change", version.pk))
 
     def rollback_view(self, request: HttpRequest) -> HttpResponse:
         refused = self._post_with_change(request)
         if refused is not None:
             return refused
-        try:
-            version = model_rollback()
-        except TrainingError as exc:
-            self.message_user(request, f"Nothing to roll back to: {exc}", messages.WARNING)
-        except (FileNotFoundError, OSError, ValueError) as exc:
-            self.message_user(request, f"Roll back failed: {exc}", messages.ERROR)
-        else:
-            self.log_change(request, version, "activated by roll back")
+        target = rollback_target()
+        if target is None:
             self.message_user(
-                request, f"Rolled back: model {version.pk} is active again.", messages.SUCCESS
+                request,
+                "Nothing to roll back to: no earlier activated model is ready.",
+                messages.WARNING,
             )
-        return self._changelist()
+            return self._changelist()
+        job = self._running_activation(request)
+        if job is None:
+            job = self._start_activation(
+                request, {"rollback": True}, f"Roll back to model {target.pk}"
+            )
+        return HttpResponseRedirect(admin_url("shop_recs_catalog_backgroundjob_change", job.pk))
 
     @admin.action(description="Activate the selected version", permissions=["change"])
     def activate_selected(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
