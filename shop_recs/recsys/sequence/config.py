@@ -51,8 +51,11 @@ class SequenceConfig:
     max_epochs: int = 40
     #: Early stopping on validation HitRate@10 of the next item (3-epoch running mean).
     patience: int = 4
-    #: Share of users (with 3+ events) whose last event is held out for early stopping.
+    #: Share of users (with 3+ events) whose last event is held out for early stopping, but at
+    #: least ``validation_min_users`` of them (all when fewer): HitRate@10 on a few dozen
+    #: cases is noise, and early stopping then keeps an epoch picked by chance.
     validation_fraction: float = 0.1
+    validation_min_users: int = 1000
     #: Full softmax below this many items; above, sampled softmax over the batch's targets plus
     #: ``sampled_negatives`` popularity-sampled items, logQ-corrected (as the hybrid).
     full_softmax_max_items: int = 20_000

@@ -158,8 +158,9 @@ class SequenceRecommender(VectorRecommender):
         """Train on ``dataset``'s positives in time order.
 
         Early stopping holds out the last step of ``validation_fraction`` of the users (3+
-        steps); ``validation`` (same maps), when given, is used instead: each of its users'
-        first held-out item (by time) is the target after their training sequence. With
+        steps; at least ``validation_min_users``); ``validation`` (same maps), when given, is
+        used instead: each of its users' first held-out item (by time) is the target after
+        their training sequence. With
         ``max_epochs`` fixed and ``validation_fraction=0`` it trains on everything.
         ``deadline`` (``time.monotonic()``) stops after the epoch that passes it.
         """
@@ -213,7 +214,10 @@ class SequenceRecommender(VectorRecommender):
             return seqs, types, None
         lens = np.array([len(s) for s in seqs])
         eligible = np.flatnonzero(lens >= 3)
-        n_val = round(self.config.validation_fraction * len(eligible))
+        n_val = max(
+            round(self.config.validation_fraction * len(eligible)),
+            min(len(eligible), self.config.validation_min_users),
+        )
         if n_val < 1:
             return seqs, types, None
         users = np.sort(rng.choice(eligible, size=n_val, replace=False))
