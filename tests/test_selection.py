@@ -80,6 +80,28 @@ def test_selection_respects_a_tiny_budget_and_returns_a_working_model(shop, fitt
     json.dumps(selection.table)  # storable as JSON by the app
 
 
+def test_no_time_fallback_stays_within_the_allowed_families(shop) -> None:
+    """With no budget left for any candidate, the fallback is still a family the shop allowed
+    (``MODEL_FAMILIES``), not the hybrid by default."""
+    dataset, _, _ = shop
+    for families, expected in (
+        (("ease",), "ease"),
+        (("hybrid",), "hybrid"),
+        (("sequence",), "sequence"),
+    ):
+        selection = select_model(
+            dataset,
+            budget_seconds=0.0,
+            families=families,
+            base_params=FAST_HYBRID,
+            progress=False,
+        )
+        assert selection.chosen["family"] == expected, selection.table
+        assert [r["family"] for r in selection.table if r.get("chosen")] == [expected]
+        scores = known_scores(selection.model, dataset)
+        assert np.isfinite(scores).all() and np.ptp(scores) > 0
+
+
 def test_selection_searches_families_and_picks_by_validation(shop, tmp_path) -> None:
     dataset, item_cluster, user_cluster = shop
     unit = one_epoch_seconds(dataset)

@@ -488,7 +488,7 @@ def _select(search: _Search, fams: tuple[str, ...]) -> tuple[VectorRecommender, 
         search.notes.append("too little data for a validation split: default hybrid")
         for fam in fams:
             search.add(fam, {}, "skipped: too little data for a validation split")
-        return _fallback(search, hybrid_default)
+        return _fallback(search, hybrid_default, fams)
 
     # --- EASE: λ grid (cheap on small catalogues), skipped or capped on large ones
     ease_rows: list[dict[str, Any]] = []
@@ -531,7 +531,7 @@ def _select(search: _Search, fams: tuple[str, ...]) -> tuple[VectorRecommender, 
         if r["status"] in ("ok", "timeout") and r["family"] in allowed and "objective" in r
     ]
     if not ok:
-        return _fallback(search, hybrid_default)
+        return _fallback(search, hybrid_default, fams)
     _index, best = max(ok, key=lambda ir: ir[1]["objective"])
     best["chosen"] = True
     chosen = {
@@ -548,21 +548,33 @@ def _select(search: _Search, fams: tuple[str, ...]) -> tuple[VectorRecommender, 
     return model, chosen
 
 
-def _fallback(search: _Search, params: dict[str, Any]) -> tuple[VectorRecommender, dict[str, Any]]:
-    from .hybrid import HybridRecommender
-
-    final = {**params, "validation_fraction": 0.0}
+def _fallback(
+    search: _Search, params: dict[str, Any], fams: tuple[str, ...] = FAMILIES
+) -> tuple[VectorRecommender, dict[str, Any]]:
+    """No candidate could be scored (too little data or no time): the default config of an
+    allowed family on all data, without validation: the hybrid when ``fams`` allows it (or a
+    blend, which needs it), else EASE (one closed-form fit), else the first extra family."""
+    label = "fallback (default config, no validation)"
     tick = time.perf_counter()
-    model = HybridRecommender(**final)
-    model.fit(search.dataset, progress=False, deadline=search.deadline)
+    if "hybrid" in fams or "blend" in fams or not fams:
+        from .hybrid import HybridRecommender
+
+        family, final = "hybrid", {**params, "validation_fraction": 0.0}
+        model: VectorRecommender = HybridRecommender(**final)
+        model.fit(search.dataset, progress=False, deadline=search.deadline)
+    elif "ease" in fams:
+        family, final = "ease", {}
+        model = EASERecommender(seed=search.seed).fit(search.dataset)
+    else:
+        family = next(f for f in fams if f in EXTRA_FAMILIES)
+        module = importlib.import_module(EXTRA_FAMILIES[family])
+        row = {"params": module._params(search), "epochs": 1}
+        model = module.refit(search, row, None)
+        final = {**row["params"], "max_epochs": 1}
     search.add(
-        "hybrid",
-        final,
-        "ok",
-        time.perf_counter() - tick,
-        extra={"label": "fallback (default config, no validation)", "chosen": True},
+        family, final, "ok", time.perf_counter() - tick, extra={"label": label, "chosen": True}
     )
-    return model, {"family": "hybrid", "params": final, "validation": {}}
+    return model, {"family": family, "params": final, "validation": {}}
 
 
 # ---------------------------------------------------------------------------- EASE
