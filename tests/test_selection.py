@@ -316,3 +316,17 @@ def test_every_family_serves_an_empty_history(shop, fitted, tmp_path) -> None:
     # the known shopper falls back to the history kept from training: not the empty one
     scores = blend.all_item_vectors() @ blend.user_vector(known, np.zeros((0, blend.vector_dim)))
     assert np.ptp(scores) > 0
+
+
+def test_blend_grid_ties_go_to_the_simplest_point() -> None:
+    """Blend weights within BLEND_TIE of the best validation recall are a tie: the smallest
+    popularity prior wins, then the share nearest the centre; a clearly better point wins."""
+    from shop_recs.recsys.selection import BLEND_TIE, _simplest
+
+    best = 0.300
+    just_below = best * (1 - BLEND_TIE / 2)
+    grid = [(best, 0.55, 1.0), (just_below, 0.45, 0.0), (just_below, 0.95, 0.0), (0.25, 0.5, 0.0)]
+    assert _simplest(grid) == (just_below, 0.45, 0.0)
+    assert _simplest(grid, centre=0.9) == (just_below, 0.95, 0.0)
+    far_below = best * (1 - 2 * BLEND_TIE)
+    assert _simplest([(best, 0.55, 1.0), (far_below, 0.45, 0.0)]) == (best, 0.55, 1.0)
