@@ -149,6 +149,31 @@ def test_purchased_items_are_excluded_unless_asked(trained, client_for) -> None:
     assert bought <= {r.item.external_id for r in result.results}
 
 
+def test_rated_items_count_as_bought(trained) -> None:
+    """A rating says the shopper has the item (a review of a purchase): like a purchase it is
+    left out even when it is older than the recent history, unless include_purchased."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from shop_recs.catalog.models import Interaction
+
+    customer = Customer.objects.get(external_id="c0")
+    before = recommendations(customer=customer, k=12, include_seen=True).results
+    rated = before[0].item
+    Interaction.objects.create(
+        customer=customer,
+        item_id=rated.id,
+        event="rating",
+        value=5.0,
+        occurred_at=timezone.now() - timedelta(days=400),
+    )
+    after = recommendations(customer=customer, k=12, include_seen=True).results
+    assert rated.external_id not in {r.item.external_id for r in after}
+    again = recommendations(customer=customer, k=50, include_seen=True, include_purchased=True)
+    assert rated.external_id in {r.item.external_id for r in again.results}
+
+
 def test_an_anonymous_session_gets_recommendations_related_to_its_items(trained, anon) -> None:
     viewed = ["boot-0", "boot-1", "boot-2"]
     response = anon.post(

@@ -137,7 +137,9 @@ def shopper_history(
 def purchased_item_ids(*, customer: Customer | None, session_id: str = "") -> set[int]:
     if customer is None and not session_id:
         return set()
-    qs = Interaction.objects.filter(event=Event.PURCHASE)
+    # rated items count as bought: a shopper rates (reviews) what they have, and a rating
+    # older than the recent history would otherwise come back as a recommendation
+    qs = Interaction.objects.filter(event__in=(Event.PURCHASE, Event.RATING))
     qs = qs.filter(customer=customer) if customer is not None else qs.filter(session_id=session_id)
     return set(qs.values_list("item_id", flat=True))
 
@@ -282,9 +284,9 @@ def recommendations(
     """Top-k recommendations for a shopper through the fallback chain (module docstring).
 
     ``filters.exclude`` ids never appear; nor do the shopper's recent items unless
-    ``include_seen``, nor purchased ones unless ``include_purchased``. Merchandising rules
-    apply last (``catalog.merchandising``): the chain then fills a larger pool when boosts or
-    buries may lift items from below the top k.
+    ``include_seen``, nor purchased (or rated) ones unless ``include_purchased``.
+    Merchandising rules apply last (``catalog.merchandising``): the chain then fills a larger
+    pool when boosts or buries may lift items from below the top k.
     """
 
     filters = filters or SimilarFilters()
