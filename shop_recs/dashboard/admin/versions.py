@@ -362,16 +362,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         refused = self._post_with_change(request)
         if refused is not None:
             return refused
-        running = BackgroundJob.objects.filter(
-            kind=BackgroundJob.Kind.TRAIN,
-            status__in=[BackgroundJob.Status.QUEUED, BackgroundJob.Status.RUNNING],
-        ).first()
+        running = self._running_job(request, BackgroundJob.Kind.TRAIN, "Training")
         if running is not None:
-            self.message_user(
-                request,
-                f"Training job #{running.pk} is {running.status}; wait for it to finish.",
-                messages.WARNING,
-            )
             return HttpResponseRedirect(
                 admin_url("shop_recs_catalog_backgroundjob_change", running.pk)
             )
@@ -390,16 +382,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
         )
         return HttpResponseRedirect(admin_url("shop_recs_catalog_backgroundjob_change", job.pk))
 
-    def _running_activation(self, request: HttpRequest) -> BackgroundJob | None:
-        """An activation job still queued or running (then shown instead of a second one)."""
+    def _running_job(self, request: HttpRequest, kind: str, label: str) -> BackgroundJob | None:
+        """A job of ``kind`` still queued or running (then shown instead of a second one)."""
         running = BackgroundJob.objects.filter(
-            kind=BackgroundJob.Kind.ACTIVATE,
+            kind=kind,
             status__in=[BackgroundJob.Status.QUEUED, BackgroundJob.Status.RUNNING],
         ).first()
         if running is not None:
             self.message_user(
                 request,
-                f"Activation job #{running.pk} is {running.status}; wait for it to finish.",
+                f"{label} job #{running.pk} is {running.status}; wait for it to finish.",
                 messages.WARNING,
             )
         return running
@@ -431,7 +423,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if version.is_active:
             self.message_user(request, f"Model {version.pk} is already active.", messages.INFO)
             return None
-        running = self._running_activation(request)
+        running = self._running_job(request, BackgroundJob.Kind.ACTIVATE, "Activation")
         if running is not None:
             return running
         self.log_change(request, version, "activation requested")
@@ -461,7 +453,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
             return self._changelist()
-        job = self._running_activation(request)
+        job = self._running_job(request, BackgroundJob.Kind.ACTIVATE, "Activation")
         if job is None:
             job = self._start_activation(
                 request, {"rollback": True}, f"Roll back to model {target.pk}"
