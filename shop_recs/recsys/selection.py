@@ -357,11 +357,27 @@ class _Search:
         self.base.setdefault("seed", seed)
         self.table: list[dict[str, Any]] = []
         self.fitted: dict[int, Any] = {}  # table row index -> fitted model on val.train
+        # table row index -> (score scale, {protocol: validation scores / scale}): the blend
+        # search pairs one hybrid with several EASE partners and scores each model once
+        self.scored: dict[int, tuple[float, dict[str, np.ndarray]]] = {}
         self.notes: list[str] = []
         self.bar: Any = None
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
+
+    def scaled_scores(self, row: dict[str, Any], val: Validation) -> tuple[float, dict[str, Any]]:
+        """The fitted model of ``row``: its score scale (:func:`_score_scale`) and its
+        validation scores on every protocol divided by it, computed once per search."""
+        index = self.table.index(row)
+        if index not in self.scored:
+            model = self.fitted[index]
+            scale = _score_scale(model, val.train, np.random.default_rng(self.seed + 5))
+            self.scored[index] = (
+                scale,
+                {p: _split_scores(model, split) / scale for p, split in val.splits.items()},
+            )
+        return self.scored[index]
 
     def log(self, text: str) -> None:
         if self.bar is not None:
@@ -568,7 +584,7 @@ def _fallback(
     else:
         family = next(f for f in fams if f in EXTRA_FAMILIES)
         module = importlib.import_module(EXTRA_FAMILIES[family])
-        row = {"params": module._params(search), "epochs": 1}
+        row = {"params": module.default_params(search), "epochs": 1}
         model = module.refit(search, row, None)
         final = {**row["params"], "max_epochs": 1}
     search.add(
@@ -772,12 +788,12 @@ def _search_blend(
     tick = time.perf_counter()
     hyb = search.fitted[search.table.index(best_h)]
     ease = search.fitted[search.table.index(best_e)]
-    rng = np.random.default_rng(search.seed + 5)
-    scales = [_score_scale(m, val.train, rng) for m in (hyb, ease)]
-    cache = {
-        p: [_split_scores(m, s) / sc for m, sc in zip((hyb, ease), scales, strict=True)]
-        for p, s in val.splits.items()
-    }
+    (scale_h, scores_h), (scale_e, scores_e) = (
+        search.scaled_scores(best_h, val),
+        search.scaled_scores(best_e, val),
+    )
+    scales = [scale_h, scale_e]
+    cache = {p: [scores_h[p], scores_e[p]] for p in val.splits}
     keys = np.unique(val.train.users * np.int64(max(val.train.n_items, 1)) + val.train.items)
     counts = np.bincount(keys % max(val.train.n_items, 1), minlength=val.train.n_items)
     pop = (np.log1p(counts) / np.log1p(max(int(counts.max(initial=0)), 1))).astype(np.float32)
@@ -940,8 +956,10 @@ def _refit(search: _Search, best: dict[str, Any], val: Validation) -> VectorReco
             seed=search.seed, **_final_ease_params(comps[1]["params"], val, full)
         )
         ease.fit(full)
-        rng = np.random.default_rng(search.seed + 5)
-        scales = [_score_scale(m, full, rng) for m in (hyb, ease)]
+        # the same sample of shoppers for both, as in the search (Search.scaled_scores)
+        scales = [
+            _score_scale(m, full, np.random.default_rng(search.seed + 5)) for m in (hyb, ease)
+        ]
         share, prior = best["params"]["hybrid_share"], best["params"]["popularity"]
         model = _blend_from_shares(
             [hyb, ease], full, scales, share["warm"], share["cold"], share["new"],

@@ -25,7 +25,9 @@ RUNTIME_KEYS = ("device", "num_threads")
 PARAMS: dict[str, Any] = {}
 
 
-def _params(search: Any) -> dict[str, Any]:
+def default_params(search: Any) -> dict[str, Any]:
+    """The sequence candidate's config: ``PARAMS`` over the defaults, the search's seed and
+    the runtime keys of the app's hybrid overrides."""
     runtime = {k: search.base[k] for k in RUNTIME_KEYS if k in search.base}
     return {"seed": search.seed, **PARAMS, **runtime}
 
@@ -48,7 +50,7 @@ def search(search: Any, val: Any) -> list[dict[str, Any]]:
     from ..selection import _metrics
     from .model import SequenceRecommender
 
-    params = _params(search)
+    params = default_params(search)
     spare = search.left() - _refit_reserve(search, val)
     if spare < MIN_SECONDS:
         return [search.add(FAMILY, params, "skipped: budget")]
