@@ -303,3 +303,22 @@ def test_evaluate_rejects_bad_scores() -> None:
         evaluate(Wrong(), split)
     with pytest.raises(ValueError, match="NaN"):
         evaluate(Nan(), split)
+
+
+def test_top_k_breaks_ties_like_a_full_sort() -> None:
+    """The ranking kept by evaluation equals sorting every finite score by (-score, tiebreak),
+    also when many items tie at the k-th score (items without events all score zero)."""
+    from shop_recs.recsys.evaluation.protocol import _top
+
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        n, k = int(rng.integers(1, 60)), int(rng.integers(1, 15))
+        scores = rng.integers(0, 4, size=(5, n)).astype(float)
+        scores[rng.random(scores.shape) < 0.3] = -np.inf
+        tiebreak = rng.permutation(n)
+        expected = []
+        for row in scores:
+            finite = np.flatnonzero(np.isfinite(row))
+            expected.append(finite[np.lexsort((tiebreak[finite], -row[finite]))][:k])
+        got = _top(scores, k, tiebreak)
+        assert [g.tolist() for g in got] == [e.tolist() for e in expected]

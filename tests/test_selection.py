@@ -112,6 +112,10 @@ def test_selection_searches_families_and_picks_by_validation(shop, tmp_path) -> 
     assert selection.seconds < 30.0 + 10 * unit + 5.0, (selection.seconds, unit)
     best = max((r for r in selection.table if "objective" in r), key=lambda r: r["objective"])
     assert best["family"] == selection.chosen["family"]
+    # popularity on the same validation split, weighted like the candidates: below the winner
+    ref = selection.reference
+    assert {"recall@10", "ndcg@10", "warm/recall@10", "cold-users/recall@10"} <= set(ref)
+    assert 0.0 <= ref["recall@10"] < selection.chosen["validation"]["recall@10"]
     assert set(r["status"] for r in selection.table) <= {"ok", "timeout"} | {
         r["status"] for r in selection.table if r["status"].startswith("skipped")
     }

@@ -267,8 +267,8 @@ def _select(
     metrics = {name: value for name, value in validation.items() if _is_figure(value)}
     # figures per protocol or a reference stay nested
     metrics.update({name: value for name, value in validation.items() if isinstance(value, dict)})
-    if metrics and "popularity" not in metrics:
-        metrics["popularity"] = _popularity_reference(dataset)
+    if metrics and "popularity" not in metrics and selection.reference:
+        metrics["popularity"] = _jsonable(selection.reference)
     stored = {
         "budget_seconds": budget,
         "seconds": round(float(selection.seconds), 3),
@@ -276,26 +276,6 @@ def _select(
         "table": _jsonable(list(selection.table)),
     }
     return selection.model, metrics, stored
-
-
-def _popularity_reference(dataset: Dataset) -> dict[str, float]:
-    """Popularity's figures on the validation split selection scored its candidates on (the
-    same split for the same data and seed), weighted over the protocols the same way: the
-    reference the admin shows beside the chosen model's."""
-    from shop_recs.recsys.selection import PROTOCOL_WEIGHTS, validation_set
-
-    val = validation_set(dataset, int(recs_settings.TRAIN_SEED))
-    if val is None:
-        return {}
-    popular = PopularityRecommender().fit(val.train)
-    names = ("recall@10", "ndcg@10")
-    per = {p: evaluate(popular, split, ks=(10,)) for p, split in val.splits.items()}
-    total = sum(PROTOCOL_WEIGHTS.get(p, 0.0) for p in per) or 1.0
-    out = {
-        n: sum(PROTOCOL_WEIGHTS.get(p, 0.0) * m[n] for p, m in per.items()) / total for n in names
-    }
-    out.update({f"{p}/{n}": m[n] for p, m in per.items() for n in names})
-    return _jsonable(out)
 
 
 def _is_figure(value: Any) -> bool:

@@ -95,6 +95,9 @@ class Selection:
     chosen: dict[str, Any]
     seconds: float
     notes: list[str] = field(default_factory=list)
+    #: Popularity's figures on the same validation split, weighted the same way as a
+    #: candidate's (the reference the admin shows beside the winner's); empty without one.
+    reference: dict[str, float] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -218,6 +221,17 @@ def _metrics(model: Any, val: Validation) -> dict[str, dict[str, float]]:
     for protocol, split in val.splits.items():
         m = evaluate(model, split, ks=(10,))
         out[protocol] = {"recall@10": m["recall@10"], "ndcg@10": m["ndcg@10"]}
+    return out
+
+
+def popularity_reference(val: Validation) -> dict[str, float]:
+    """Popularity's recall@10 / ndcg@10 on ``val``, weighted over the protocols like every
+    candidate's, and per protocol (``"warm/recall@10"``)."""
+    from .baselines import PopularityRecommender
+
+    per = _metrics(PopularityRecommender().fit(val.train), val)
+    out = {n: _weighted(per, n) for n in ("recall@10", "ndcg@10")}
+    out.update({f"{p}/{n}": v for p, m in per.items() for n, v in m.items()})
     return out
 
 
@@ -361,6 +375,7 @@ class _Search:
         # search pairs one hybrid with several EASE partners and scores each model once
         self.scored: dict[int, tuple[float, dict[str, np.ndarray]]] = {}
         self.notes: list[str] = []
+        self.reference: dict[str, float] = {}
         self.bar: Any = None
 
     def left(self) -> float:
@@ -490,7 +505,12 @@ def select_model(
             + (f", validation R@10 {val['recall@10']:.4f}" if "recall@10" in val else "")
         )
     return Selection(
-        model=model, table=search.table, chosen=chosen, seconds=seconds, notes=search.notes
+        model=model,
+        table=search.table,
+        chosen=chosen,
+        seconds=seconds,
+        notes=search.notes,
+        reference=search.reference,
     )
 
 
@@ -505,6 +525,7 @@ def _select(search: _Search, fams: tuple[str, ...]) -> tuple[VectorRecommender, 
         for fam in fams:
             search.add(fam, {}, "skipped: too little data for a validation split")
         return _fallback(search, hybrid_default, fams)
+    search.reference = popularity_reference(val)
 
     # --- EASE: λ grid (cheap on small catalogues), skipped or capped on large ones
     ease_rows: list[dict[str, Any]] = []

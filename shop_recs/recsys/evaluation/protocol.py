@@ -74,10 +74,17 @@ def _top(scores: np.ndarray, k: int, tiebreak: np.ndarray) -> list[np.ndarray]:
     part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
     out = []
     for row, cols in zip(scores, part, strict=True):
-        # A tie straddling the partition boundary must resolve by tiebreak: widen to all ties.
+        # A tie straddling the partition boundary must resolve by tiebreak: the items above the
+        # k-th score, then of the items tied at it those first in the tiebreak order. (Thousands
+        # of items can tie, e.g. zero scores for items without events: partitioned, not sorted.)
         kth = row[cols].min()
         if np.isfinite(kth):
-            cols = np.union1d(cols, np.flatnonzero(row == kth))
+            above = cols[row[cols] > kth]
+            ties = np.flatnonzero(row == kth)
+            need = k_eff - len(above)
+            if len(ties) > need:
+                ties = ties[np.argpartition(tiebreak[ties], need - 1)[:need]]
+            cols = np.concatenate([above, ties])
         order = np.lexsort((tiebreak[cols], -row[cols]))
         best = cols[order][:k_eff]
         out.append(best[np.isfinite(row[best])])
