@@ -145,6 +145,25 @@ def test_validation_set_has_every_protocol_and_no_leak(shop) -> None:
     assert not cold_users & set(val.train.users.tolist())
 
 
+def test_validation_set_scores_at_most_max_users_per_protocol(shop) -> None:
+    """A shop with many shoppers: each protocol samples ``max_users`` of them; the others'
+    events (except those on held-out items) stay in training, and a cap above the shop's size
+    changes nothing."""
+    dataset, _, _ = shop
+    full = validation_set(dataset, seed=3)
+    assert validation_set(dataset, seed=3, max_users=10**6).splits.keys() == full.splits.keys()
+    for name, split in full.splits.items():
+        same = validation_set(dataset, seed=3, max_users=10**6).splits[name]
+        assert split.test_users.tolist() == same.test_users.tolist()
+    capped = validation_set(dataset, seed=3, max_users=8)
+    assert set(capped.splits) == set(full.splits)
+    for split in capped.splits.values():
+        assert 0 < split.n_test_users <= 8
+    assert len(capped.train) > len(full.train)  # fewer held-out pairs
+    held = set(capped.splits["cold-items"].candidates.tolist())
+    assert not held & set(capped.train.items.tolist())
+
+
 def test_next_split_holds_out_each_users_latest_items() -> None:
     dataset, _, _ = planted_shop(users=30, events=10)
     split = next_split(dataset, seed=0)

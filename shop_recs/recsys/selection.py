@@ -53,6 +53,9 @@ from .ease import EASEConfig, EASERecommender
 from .evaluation import Split, cold_users_split, evaluate
 from .evaluation.splits import _known_split
 
+#: Shoppers scored per validation protocol at most (a sample beyond it; the selection's
+#: evaluation cost is shoppers x items per candidate).
+VALIDATION_USERS_MAX = 2000
 #: Weight of each validation protocol in the selection objective.
 PROTOCOL_WEIGHTS = {"warm": 0.30, "next": 0.20, "cold-users": 0.25, "cold-items": 0.25}
 FAMILIES = ("hybrid", "ease", "blend")
@@ -120,9 +123,20 @@ def _rank_within(owner: np.ndarray, key: np.ndarray) -> np.ndarray:
 
 
 def validation_set(
-    dataset: Dataset, seed: int, *, frac: float = 0.1, holdout: float = 0.2, reveal: int = 5
+    dataset: Dataset,
+    seed: int,
+    *,
+    frac: float = 0.1,
+    holdout: float = 0.2,
+    reveal: int = 5,
+    max_users: int | None = None,
 ) -> Validation | None:
-    """The combined validation split (module docstring); None when the data is too small."""
+    """The combined validation split (module docstring); None when the data is too small.
+
+    Each protocol scores at most ``max_users`` shoppers (default
+    :data:`VALIDATION_USERS_MAX`): every candidate is scored against every item for each of
+    them, which a shop with 100k items and 50k shoppers could not afford within its budget."""
+    max_users = int(VALIDATION_USERS_MAX if max_users is None else max_users)
     n = len(dataset)
     if n == 0:
         return None
@@ -138,7 +152,8 @@ def validation_set(
     eligible = np.flatnonzero(per_user >= reveal + 2)
     cold_users = None
     if len(eligible) >= 20:
-        cold_users = cold_users_split(dataset, seed, reveal, frac=frac, among=eligible)
+        share = min(frac, max_users / len(eligible))
+        cold_users = cold_users_split(dataset, seed, reveal, frac=share, among=eligible)
         removed |= np.isin(dataset.users, cold_users.test_users)
 
     feats = dataset.item_features
@@ -156,6 +171,11 @@ def validation_set(
             on_held = np.isin(dataset.items, held_items)
             ci_rows = on_held & ~removed
             removed |= on_held
+            ci_users = np.unique(dataset.users[ci_rows])
+            if len(ci_users) > max_users:
+                # the held items' other events leave the training data all the same
+                kept = rng.choice(ci_users, size=max_users, replace=False)
+                ci_rows &= np.isin(dataset.users, kept)
 
     # warm / next on the users that remain, half each
     left = ~removed
@@ -165,7 +185,9 @@ def validation_set(
     candidates = np.flatnonzero(count_left >= 3)
     rng.shuffle(candidates)
     half = len(candidates) // 2
-    warm_users, next_users = candidates[:half], candidates[half:]
+    # beyond max_users per protocol the other shoppers' events all stay in training
+    warm_users = candidates[: min(half, max_users)]
+    next_users = candidates[half : half + min(len(candidates) - half, max_users)]
     take = np.rint(holdout * count_left).astype(np.int64)
     idx = np.flatnonzero(pair_left)
     owners = pair_users[idx]
