@@ -164,6 +164,19 @@ def test_validation_set_scores_at_most_max_users_per_protocol(shop) -> None:
     assert not held & set(capped.train.items.tolist())
 
 
+def test_validation_users_shrink_with_the_catalogue(shop, monkeypatch) -> None:
+    """By default a protocol scores about VALIDATION_CELLS_MAX shopper x item scores, within
+    [VALIDATION_USERS_MIN, VALIDATION_USERS_MAX] shoppers."""
+    from shop_recs.recsys import selection
+
+    dataset, _, _ = shop
+    monkeypatch.setattr(selection, "VALIDATION_CELLS_MAX", 12 * dataset.n_items)
+    monkeypatch.setattr(selection, "VALIDATION_USERS_MIN", 3)
+    assert max(s.n_test_users for s in validation_set(dataset, seed=3).splits.values()) == 12
+    monkeypatch.setattr(selection, "VALIDATION_USERS_MIN", 20)
+    assert max(s.n_test_users for s in validation_set(dataset, seed=3).splits.values()) == 20
+
+
 def test_next_split_holds_out_each_users_latest_items() -> None:
     dataset, _, _ = planted_shop(users=30, events=10)
     split = next_split(dataset, seed=0)

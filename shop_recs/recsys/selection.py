@@ -56,6 +56,11 @@ from .evaluation.splits import _known_split
 #: Shoppers scored per validation protocol at most (a sample beyond it; the selection's
 #: evaluation cost is shoppers x items per candidate).
 VALIDATION_USERS_MAX = 2000
+#: ... and at most about this many shopper x item scores per protocol (one float32 matrix per
+#: protocol and blend partner is held while the blend is searched), but never fewer than
+#: VALIDATION_USERS_MIN shoppers: 500 per protocol at 100k items, 200 at 1M.
+VALIDATION_CELLS_MAX = 50_000_000
+VALIDATION_USERS_MIN = 200
 #: Weight of each validation protocol in the selection objective.
 PROTOCOL_WEIGHTS = {"warm": 0.30, "next": 0.20, "cold-users": 0.25, "cold-items": 0.25}
 FAMILIES = ("hybrid", "ease", "blend")
@@ -133,10 +138,14 @@ def validation_set(
 ) -> Validation | None:
     """The combined validation split (module docstring); None when the data is too small.
 
-    Each protocol scores at most ``max_users`` shoppers (default
-    :data:`VALIDATION_USERS_MAX`): every candidate is scored against every item for each of
-    them, which a shop with 100k items and 50k shoppers could not afford within its budget."""
-    max_users = int(VALIDATION_USERS_MAX if max_users is None else max_users)
+    Each protocol scores at most ``max_users`` shoppers (default :data:`VALIDATION_USERS_MAX`,
+    fewer on large catalogues): every candidate is scored against every item for each of them,
+    which a shop with 100k items and 50k shoppers could not afford within its budget."""
+    if max_users is None:
+        # a large catalogue scores fewer shoppers (memory: shoppers x items per candidate)
+        cells = int(VALIDATION_CELLS_MAX // max(dataset.n_items, 1))
+        max_users = max(VALIDATION_USERS_MIN, min(VALIDATION_USERS_MAX, cells))
+    max_users = int(max_users)
     n = len(dataset)
     if n == 0:
         return None
@@ -574,6 +583,7 @@ def _select(search: _Search, fams: tuple[str, ...]) -> tuple[VectorRecommender, 
                 if n and search.left() < 30:
                     break
                 _search_blend(search, val, best_h, row_e)
+            search.scored.clear()  # the score matrices are needed by the blend grid only
         else:
             search.add("blend", {}, "skipped: needs a fitted hybrid and EASE candidate")
 
