@@ -58,3 +58,26 @@ def test_a_selective_filter_fills_k_on_the_running_server() -> None:
     assert sorted(n.item.external_id for n in found) == ["i0", "i160", "i240", "i320", "i80"]
     iterative = any(ITERATIVE in q["sql"] for q in queries.captured_queries)
     assert iterative == (vectors.pgvector_version() >= (0, 8))
+
+
+def test_model_spaces_probe_a_share_of_their_ivfflat_lists() -> None:
+    """Model spaces (IVFFlat): probes are a share of the index's lists, at least 10 and at most
+    all of them, set per statement (never the fast path), widened up to every list; pgvector
+    0.8 scans the lists iteratively."""
+    from shop_recs.search.knn import IVF_MIN_PROBES, IVF_PROBE_SHARE
+
+    plan = scan_plan(version=(0, 6, 2), dim=64, k=10, session_ef=100, ivf_lists=1000)
+    assert plan.knob == "ivfflat.probes" and plan.max_ef == 1000 and not plan.fast
+    assert plan.ef == round(IVF_PROBE_SHARE * 1000) and plan.use_index and plan.settings == ()
+    small = scan_plan(version=(0, 6, 2), dim=64, k=10, session_ef=100, ivf_lists=4)
+    assert small.ef == 4 and small.max_ef == 4
+    assert scan_plan(version=(0, 6, 2), dim=64, k=10, session_ef=100, ivf_lists=30).ef == (
+        IVF_MIN_PROBES
+    )
+    # long lists are fine for IVFFlat (no ef_search cap); wide vectors rank exactly
+    assert scan_plan(version=(0, 6, 2), dim=64, k=1500, session_ef=100, ivf_lists=30).use_index
+    assert not scan_plan(
+        version=(0, 6, 2), dim=vectors.HNSW_MAX_DIM + 1, k=10, session_ef=100, ivf_lists=30
+    ).use_index
+    new = scan_plan(version=(0, 8, 0), dim=64, k=10, session_ef=100, ivf_lists=100)
+    assert new.settings == ("SET LOCAL ivfflat.iterative_scan = relaxed_order",)

@@ -2,7 +2,7 @@
 
 A version's item tower vectors are the stored space ``hybrid@<version id>``
 (:func:`shop_recs.catalog.vectors.space_key`). Activating a version writes them beside the
-live ones in batches (each its own short transaction), builds their HNSW index with
+live ones in batches (each its own short transaction), builds their IVFFlat index with
 ``CREATE INDEX CONCURRENTLY``, and only then moves the active pointer
 (``ModelVersion.is_active``) in one tiny transaction: readers see the old model and its vectors
 or the new ones, always with an index. The previous version's space is kept, so a rollback is
@@ -222,6 +222,11 @@ def _activate(version: ModelVersion, model: Any) -> int:
     written = hybrid_vectors_write(model=model, version=version, item_ids=stale, fresh=fresh)
     if not _space_dims(space) and stale:
         raise TrainingError(f"Model {version.pk} gave no item vectors: nothing is encoded.")
+    if fresh and written:
+        # the planner's statistics do not know the new space yet: without them it would rank
+        # the first requests after the switch by an exact scan (a second each at 100k items)
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {embedding_table()}")
     for dim in _space_dims(space):
         ensure_index(space, dim, concurrently=True)
     with transaction.atomic():

@@ -7,6 +7,7 @@ query vector, which rules) is decided by the callers in ``shop_recs.ranking``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -144,26 +145,54 @@ def _image_sql() -> str:
 @dataclass(frozen=True)
 class ScanPlan:
     """How a k-NN query scans: ``fast`` (one statement at the connection's ``ef_search``, no
-    transaction), ``use_index`` (HNSW, else an exact scan), the first ``ef`` of the careful
-    path and the ``settings`` it sets (``SET LOCAL``) before scanning."""
+    transaction), ``use_index`` (else an exact scan), the first breadth ``ef`` of the careful
+    path (HNSW's ``ef_search``, or IVFFlat's ``probes``: the setting ``knob``, widened up to
+    ``max_ef`` when a filter starves the scan) and the ``settings`` it sets (``SET LOCAL``)
+    before scanning."""
 
     fast: bool
     use_index: bool
     ef: int
     settings: tuple[str, ...]
+    knob: str = "hnsw.ef_search"
+    max_ef: int = vectors.HNSW_MAX_EF_SEARCH
 
 
-def scan_plan(*, version: tuple[int, ...], dim: int, k: int, session_ef: int) -> ScanPlan:
+#: IVFFlat probes: this share of the index's lists (at least IVF_MIN_PROBES of them). On a
+#: 100k-item model space with 316 lists: recall@10 0.91 at 5 probes, 0.95 at 10, 0.97 at 20.
+IVF_PROBE_SHARE = 0.06
+IVF_MIN_PROBES = 10
+
+
+def scan_plan(
+    *, version: tuple[int, ...], dim: int, k: int, session_ef: int, ivf_lists: int | None = None
+) -> ScanPlan:
     """The scan of :func:`vector_search` for a pgvector ``version``. pgvector 0.8 filters inside
     the index scan when ``hnsw.iterative_scan`` is on (relaxed order: the statement re-sorts),
     so a selective filter no longer starves the result; older versions filter after the scan,
     and the careful path retries with a larger ``ef_search`` or ranks the matches exactly. An
     HNSW scan yields at most ``ef_search`` rows, which pgvector caps at 1000: longer lists
-    (``recs_export --k 600`` asks for 2k = 1200) and unindexed dimensions rank exactly."""
+    (``recs_export --k 600`` asks for 2k = 1200) and unindexed dimensions rank exactly.
+
+    ``ivf_lists``: the space has an IVFFlat index of that many lists (model spaces,
+    :func:`shop_recs.catalog.vectors.index_method`): it is probed at ``IVF_PROBE_SHARE`` of
+    them, set per statement, widened like ``ef_search`` when a filter starves the scan."""
+    iterative = tuple(version) >= (0, 8)
+    if ivf_lists is not None:
+        lists = max(1, int(ivf_lists))
+        probes = min(lists, max(IVF_MIN_PROBES, math.ceil(IVF_PROBE_SHARE * lists)))
+        settings = ("SET LOCAL ivfflat.iterative_scan = relaxed_order",) if iterative else ()
+        return ScanPlan(
+            fast=False,
+            use_index=dim <= vectors.HNSW_MAX_DIM,
+            ef=probes,
+            settings=settings,
+            knob="ivfflat.probes",
+            max_ef=lists,
+        )
     max_ef = vectors.HNSW_MAX_EF_SEARCH
     ef = min(max(session_ef, 2 * k), max_ef)
     use_index = dim <= vectors.HNSW_MAX_DIM and k <= max_ef
-    iterative = tuple(version) >= (0, 8)
     settings = ("SET LOCAL hnsw.iterative_scan = relaxed_order",) if iterative else ()
     return ScanPlan(
         fast=use_index and ef == session_ef and not iterative,
@@ -216,9 +245,13 @@ def vector_search(
     )
     knn_params = [*q_params, *explain_params, *params, k]
     plan = scan_plan(
-        version=vectors.pgvector_version(), dim=dim, k=k, session_ef=vectors.session_ef_search()
+        version=vectors.pgvector_version(),
+        dim=dim,
+        k=k,
+        session_ef=vectors.session_ef_search(),
+        ivf_lists=vectors.ivf_lists(space, dim),
     )
-    use_index, ef, max_ef = plan.use_index, plan.ef, vectors.HNSW_MAX_EF_SEARCH
+    use_index, ef, max_ef = plan.use_index, plan.ef, plan.max_ef
     conn = read_connection()
     with conn.cursor() as cursor:
         if plan.fast:
@@ -234,7 +267,7 @@ def vector_search(
                 for statement in plan.settings:
                     cursor.execute(statement)
                 while True:
-                    cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+                    cursor.execute(f"SET LOCAL {plan.knob} = {int(ef)}")
                     cursor.execute(knn, knn_params)
                     rows = cursor.fetchall()
                     if len(rows) >= k:
@@ -275,7 +308,11 @@ def similar_by_external_id(
     if dim is None:
         return None
     plan = scan_plan(
-        version=vectors.pgvector_version(), dim=dim, k=k, session_ef=vectors.session_ef_search()
+        version=vectors.pgvector_version(),
+        dim=dim,
+        k=k,
+        session_ef=vectors.session_ef_search(),
+        ivf_lists=vectors.ivf_lists(space, dim),
     )
     if not plan.fast:
         return None
