@@ -61,19 +61,21 @@ def test_a_selective_filter_fills_k_on_the_running_server() -> None:
 
 
 def test_model_spaces_probe_a_share_of_their_ivfflat_lists() -> None:
-    """Model spaces (IVFFlat): probes are a share of the index's lists, at least 10 and at most
-    all of them, set per statement (never the fast path), widened up to every list; pgvector
-    0.8 scans the lists iteratively."""
-    from shop_recs.search.knn import IVF_MIN_PROBES, IVF_PROBE_SHARE
+    """Model spaces (IVFFlat): probes are a share of the index's lists, enough for about
+    IVF_MIN_ROWS vectors (a list holds ~lists of them) and at most all of them, set per
+    statement (never the fast path), widened up to every list; pgvector 0.8 scans the lists
+    iteratively."""
+    from shop_recs.search.knn import IVF_MIN_ROWS, IVF_PROBE_SHARE
 
     plan = scan_plan(version=(0, 6, 2), dim=64, k=10, session_ef=100, ivf_lists=1000)
     assert plan.knob == "ivfflat.probes" and plan.max_ef == 1000 and not plan.fast
     assert plan.ef == round(IVF_PROBE_SHARE * 1000) and plan.use_index and plan.settings == ()
     small = scan_plan(version=(0, 6, 2), dim=64, k=10, session_ef=100, ivf_lists=4)
     assert small.ef == 4 and small.max_ef == 4
-    assert scan_plan(version=(0, 6, 2), dim=64, k=10, session_ef=100, ivf_lists=30).ef == (
-        IVF_MIN_PROBES
-    )
+    # a small space (30 lists of ~30 vectors) is scanned whole; a mid-size one by its rows
+    assert scan_plan(version=(0, 6, 2), dim=64, k=10, session_ef=100, ivf_lists=30).ef == 30
+    mid = scan_plan(version=(0, 6, 2), dim=64, k=10, session_ef=100, ivf_lists=200)
+    assert mid.ef == -(-IVF_MIN_ROWS // 200) > round(IVF_PROBE_SHARE * 200)
     # long lists are fine for IVFFlat (no ef_search cap); wide vectors rank exactly
     assert scan_plan(version=(0, 6, 2), dim=64, k=1500, session_ef=100, ivf_lists=30).use_index
     assert not scan_plan(
