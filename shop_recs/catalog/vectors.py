@@ -166,16 +166,10 @@ def ivf_lists(space: str, dim: int) -> int | None:
     name = index_name(space, dim)
     key = (connection.alias, name)
     if key not in _ivf_lists:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT c.reloptions FROM pg_class c JOIN pg_index x ON x.indexrelid = c.oid "
-                "WHERE c.relname = %s AND x.indisvalid",
-                [name],
-            )
-            row = cursor.fetchone()
-        if row is None:
+        row = _index_row(name)
+        if row is None or not row[0]:
             return None
-        options = dict(o.split("=", 1) for o in (row[0] or []))
+        options = dict(o.split("=", 1) for o in (row[1] or []))
         _ivf_lists[key] = int(options.get("lists", 100))  # pgvector's default
     return _ivf_lists[key]
 
@@ -188,14 +182,19 @@ _deferred: set[str] = set()
 def index_valid(name: str) -> bool | None:
     """Whether the index ``name`` is valid (``pg_index.indisvalid``); None when it is missing.
     A ``CREATE INDEX CONCURRENTLY`` that failed leaves an invalid index that serves nothing."""
+    row = _index_row(name)
+    return None if row is None else bool(row[0])
+
+
+def _index_row(name: str) -> tuple[bool, list[str] | None] | None:
+    """(``pg_index.indisvalid``, ``pg_class.reloptions``) of the index ``name``, or None."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT x.indisvalid FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
-            "WHERE c.relname = %s",
+            "SELECT x.indisvalid, c.reloptions FROM pg_index x "
+            "JOIN pg_class c ON c.oid = x.indexrelid WHERE c.relname = %s",
             [name],
         )
-        row = cursor.fetchone()
-    return None if row is None else bool(row[0])
+        return cursor.fetchone()
 
 
 def ensure_index(space: str, dim: int, *, concurrently: bool = False) -> bool:
